@@ -1,0 +1,520 @@
+//! Creating, attaching, releasing and deleting arrays, and reading a handle.
+
+use std::ffi::{CString, c_char, c_int, c_void};
+use std::time::Duration;
+
+use super::dtype::{SA_DTYPE_ANY, dtype_arg, sa_dtype};
+use super::{guard, guard_value, null_arg, str_arg, write_out};
+use crate::array::{Array, AttachOptions, CreateOptions, Expect};
+use crate::error::Error;
+use crate::format::{Order, SegmentFormat, check_ndim};
+
+/// Opaque handle to a mapped array. Made by `sa_create`/`sa_attach*`, freed exactly once
+/// by `sa_release`. Accessors may be called from any thread; `sa_fill` and releasing
+/// need the caller to ensure no other thread uses the handle at the same time.
+pub struct sa_array {
+    inner: Array,
+    name: CString,
+    strides: Vec<i64>,
+}
+
+// Flag values (ABI). Create flags and attach flags share one bit space so a flag
+// given to the wrong call is detected.
+
+/// Create: column-major (Fortran) order. Also the value `sa_order` returns for it.
+pub const SA_ORDER_F: u32 = 1 << 0;
+/// `sa_order` value for row-major (C) order.
+pub const SA_ORDER_C: u32 = 0;
+/// Create: replace an existing array of that name (only arrays are replaced).
+pub const SA_FORCE: u32 = 1 << 1;
+/// Create: do not reserve memory up front (a full filesystem then means SIGBUS on
+/// first write, as with the tools ndshm replaces).
+pub const SA_SPARSE: u32 = 1 << 2;
+/// Create or attach: prefault every page (`MAP_POPULATE`).
+pub const SA_POPULATE: u32 = 1 << 3;
+/// Create: advise transparent huge pages (effective on a tmpfs mounted `huge=advise`,
+/// e.g. via `NDSHM_DIR`; accepted and ignored elsewhere).
+pub const SA_HUGEPAGES: u32 = 1 << 4;
+/// Create: permissions 0660 (owner and group). The default is 0600.
+pub const SA_SHARE_GROUP: u32 = 1 << 5;
+/// Create: permissions 0666 (everybody).
+pub const SA_SHARE_ALL: u32 = 1 << 6;
+/// Create: SharedArray 3.x layout (data at offset 0, numpy-2 trailer), attachable by
+/// the SharedArray Python package. C order only.
+pub const SA_FORMAT_SHAREDARRAY: u32 = 1 << 7;
+/// Attach: map read-only. Writes through `sa_data` fault; `sa_fill` gives
+/// `SA_ERR_READ_ONLY`.
+pub const SA_READONLY: u32 = 1 << 8;
+
+/// `sa_msync`: schedule write-back and return.
+pub const SA_MS_ASYNC: i32 = 1;
+/// `sa_msync`: invalidate other mappings of the same file.
+pub const SA_MS_INVALIDATE: i32 = 2;
+/// `sa_msync`: write back and wait.
+pub const SA_MS_SYNC: i32 = 4;
+
+/// Largest number of dimensions (the size of `sa_list_entry.shape`).
+pub const SA_MAX_NDIM: i32 = 32;
+
+/// `sa_format` / list entry: ndshm v1 segment.
+pub const SA_FORMAT_V1: i32 = 1;
+/// `sa_format` / list entry: SharedArray segment written by a numpy-1 build (292-byte trailer).
+pub const SA_FORMAT_SHAREDARRAY_NPY1: i32 = 2;
+/// `sa_format` / list entry: SharedArray segment written by a numpy-2 build (548-byte trailer).
+pub const SA_FORMAT_SHAREDARRAY_NPY2: i32 = 3;
+
+pub(crate) fn format_code(f: SegmentFormat) -> i32 {
+    match f {
+        SegmentFormat::V1 { .. } => SA_FORMAT_V1,
+        SegmentFormat::SharedArray { maxdims: 32 } => SA_FORMAT_SHAREDARRAY_NPY1,
+        SegmentFormat::SharedArray { .. } => SA_FORMAT_SHAREDARRAY_NPY2,
+    }
+}
+
+fn into_handle(a: Array) -> *mut sa_array {
+    let name = CString::new(a.name().as_str()).unwrap_or_default();
+    let strides = a.strides();
+    Box::into_raw(Box::new(sa_array {
+        inner: a,
+        name,
+        strides,
+    }))
+}
+
+/// Reads the shape argument.
+///
+/// # Safety
+/// `shape` is NULL or points to `ndim` readable `int64_t`.
+unsafe fn shape_arg<'a>(ndim: i32, shape: *const i64) -> Result<&'a [i64], Error> {
+    let n = check_ndim(ndim as i64)?;
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if shape.is_null() {
+        return Err(null_arg("shape"));
+    }
+    // SAFETY: non-NULL and `n` elements readable per the contract.
+    Ok(unsafe { std::slice::from_raw_parts(shape, n) })
+}
+
+/// Creates the array `name` (`shm://NAME`, `file://PATH` or a bare NAME) with `ndim`
+/// dimensions (0 to 32) of sizes `shape[0..ndim]` (each >= 0; `shape` may be NULL when
+/// `ndim` is 0), zero-filled, and maps it read-write into `*out`.
+///
+/// `flags`: `SA_ORDER_F`, `SA_FORCE`, `SA_SPARSE`, `SA_POPULATE`, `SA_HUGEPAGES`,
+/// `SA_SHARE_GROUP` or `SA_SHARE_ALL`, `SA_FORMAT_SHAREDARRAY`. Memory is reserved
+/// unless `SA_SPARSE`, so a full filesystem is `SA_ERR_NO_SPACE` here, never a SIGBUS
+/// later. Permissions are exactly 0600/0660/0666 whatever the umask. Other processes
+/// attaching before this returns get `SA_ERR_NOT_READY`. On failure nothing is left
+/// behind and `*out` is not written.
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID` (NULL, bad name, ndim, negative or overflowing
+/// shape, unknown dtype or flag), `SA_ERR_EXISTS`, `SA_ERR_NO_SPACE`,
+/// `SA_ERR_PERMISSION`, `SA_ERR_NOT_FOUND` (missing directory), `SA_ERR_UNSUPPORTED`
+/// (`SA_ORDER_F` with `SA_FORMAT_SHAREDARRAY`), `SA_ERR_IO`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `shape` is NULL or points to `ndim`
+/// `int64_t`; `out` is NULL or writable. Release the handle with `sa_release`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_create(
+    name: *const c_char,
+    ndim: i32,
+    shape: *const i64,
+    dtype: sa_dtype,
+    flags: u32,
+    out: *mut *mut sa_array,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        // SAFETY: per this function's contract.
+        let shape = unsafe { shape_arg(ndim, shape) }?;
+        let dtype = dtype_arg(dtype)?;
+        let opts = CreateOptions::from_flags(flags)?;
+        let a = Array::create(name, shape, dtype, &opts)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, into_handle(a)) };
+        Ok(())
+    })
+}
+
+/// Attaches the existing array `name` into `*out`. `flags`: `SA_READONLY` (a
+/// read-only mapping: writes fault), `SA_POPULATE`. Recognises ndshm v1 and SharedArray
+/// segments (both trailer sizes).
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_NOT_READY` (its
+/// creator is still initialising it: retry, or use `sa_attach_wait`), `SA_ERR_FORMAT`
+/// (corrupt, truncated, foreign, or a newer format version), `SA_ERR_UNSUPPORTED`,
+/// `SA_ERR_PERMISSION`, `SA_ERR_IO`. `*out` is written only on success.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_attach(
+    name: *const c_char,
+    flags: u32,
+    out: *mut *mut sa_array,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        let opts = AttachOptions::from_flags(flags)?;
+        let a = Array::attach(name, &opts)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, into_handle(a)) };
+        Ok(())
+    })
+}
+
+/// Like `sa_attach`, but waits up to `timeout_ms` milliseconds for the array to exist
+/// and be ready (0: try once; negative: wait without limit). Polls with a backoff of
+/// up to 5 ms. Returns `SA_ERR_TIMEOUT` naming the last reason when time runs out.
+///
+/// # Safety
+/// As `sa_attach`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_attach_wait(
+    name: *const c_char,
+    flags: u32,
+    timeout_ms: i64,
+    out: *mut *mut sa_array,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        let opts = AttachOptions::from_flags(flags)?;
+        let timeout = if timeout_ms < 0 {
+            Duration::from_secs(u64::MAX / 4)
+        } else {
+            Duration::from_millis(timeout_ms as u64)
+        };
+        let a = Array::attach_wait(name, &opts, timeout)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, into_handle(a)) };
+        Ok(())
+    })
+}
+
+/// Like `sa_attach`, then checks the array: `ndim` (-1: any), `shape[0..ndim]` (NULL:
+/// any; a negative entry: any length on that axis) and `dtype` (`SA_DTYPE_ANY`: any).
+/// A difference gives `SA_ERR_MISMATCH` with both expected and found values in the
+/// message, and no handle.
+///
+/// # Safety
+/// As `sa_attach`; `shape` is NULL or points to `ndim` `int64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_attach_checked(
+    name: *const c_char,
+    flags: u32,
+    ndim: i32,
+    shape: *const i64,
+    dtype: sa_dtype,
+    out: *mut *mut sa_array,
+) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        let opts = AttachOptions::from_flags(flags)?;
+        let shape = match (ndim, shape.is_null()) {
+            (-1, true) => None,
+            (-1, false) => {
+                return Err(Error::invalid("`shape` given with ndim -1 (any)"));
+            }
+            (n, true) => Some(vec![-1; check_ndim(n as i64)?]),
+            // SAFETY: non-NULL, `ndim` entries per the contract.
+            (n, false) => Some(unsafe { shape_arg(n, shape) }?.to_vec()),
+        };
+        let dtype = match dtype {
+            SA_DTYPE_ANY => None,
+            d => Some(dtype_arg(d)?),
+        };
+        let expect = Expect {
+            shape,
+            dtype,
+            order: None,
+        };
+        let a = Array::attach_checked(name, &opts, &expect)?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, into_handle(a)) };
+        Ok(())
+    })
+}
+
+/// Unmaps the array and frees the handle. Never deletes the array. NULL is a no-op.
+///
+/// # Safety
+/// `arr` is NULL or a handle from `sa_create`/`sa_attach*` not yet released; it must
+/// not be used afterwards. Release each handle exactly once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_release(arr: *mut sa_array) {
+    guard_value((), || {
+        if !arr.is_null() {
+            // SAFETY: a live handle made by Box::into_raw, released once per the contract.
+            drop(unsafe { Box::from_raw(arr) });
+        }
+    })
+}
+
+/// Removes the name of an array; existing mappings stay valid and the memory is freed
+/// with the last one. Refuses (`SA_ERR_FORMAT`) to remove a file that is not an array.
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`,
+/// `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_delete(name: *const c_char) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let name = unsafe { str_arg(name, "name") }?;
+        Array::delete(name)
+    })
+}
+
+/// Reads a handle for an accessor; NULL gives None.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a sa_array> {
+    // SAFETY: per the contract, a live handle or NULL.
+    unsafe { arr.as_ref() }
+}
+
+/// Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
+/// `sa_release`. For a read-only handle the memory must not be written (it faults).
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_data(arr: *const sa_array) -> *mut c_void {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(std::ptr::null_mut(), |a| a.inner.as_ptr() as *mut c_void)
+}
+
+/// Number of dimensions (0 to 32), or -1 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(-1, |a| a.inner.ndim() as i32)
+}
+
+/// The shape, `sa_ndim(arr)` entries, valid until `sa_release`; NULL for a NULL handle.
+/// (For ndim 0 the pointer is non-NULL but must not be read.)
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.inner.shape().as_ptr())
+}
+
+/// Byte strides, numpy-style, `sa_ndim(arr)` entries, valid until `sa_release`; NULL
+/// for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_strides(arr: *const sa_array) -> *const i64 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.strides.as_ptr())
+}
+
+/// The element type, or `SA_DTYPE_ANY` (-1) for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_get_dtype(arr: *const sa_array) -> sa_dtype {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(SA_DTYPE_ANY, |a| a.inner.dtype().code())
+}
+
+/// Bytes per element, or 0 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_itemsize(arr: *const sa_array) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(0, |a| a.inner.itemsize())
+}
+
+/// Bytes of data (itemsize times the number of elements), or 0 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_nbytes(arr: *const sa_array) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(0, |a| a.inner.nbytes())
+}
+
+/// Bytes reserved for data (at least `sa_nbytes`), or 0 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_capacity(arr: *const sa_array) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(0, |a| a.inner.capacity())
+}
+
+/// `SA_ORDER_C` (0) or `SA_ORDER_F` (1); -1 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_order(arr: *const sa_array) -> i32 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(-1, |a| match a.inner.order() {
+        Order::C => SA_ORDER_C as i32,
+        Order::F => SA_ORDER_F as i32,
+    })
+}
+
+/// `SA_FORMAT_V1`, `SA_FORMAT_SHAREDARRAY_NPY1` or `SA_FORMAT_SHAREDARRAY_NPY2`; -1 for
+/// a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_format(arr: *const sa_array) -> i32 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(-1, |a| format_code(a.inner.format()))
+}
+
+/// 1 if the handle is read-only, 0 if writable, -1 for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_is_readonly(arr: *const sa_array) -> i32 {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(-1, |a| a.inner.is_readonly() as i32)
+}
+
+/// The array's name with its scheme (`shm://x`, `file:///data/x`), valid until
+/// `sa_release`; NULL for a NULL handle.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_name(arr: *const sa_array) -> *const c_char {
+    // SAFETY: per this function's contract.
+    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.name.as_ptr())
+}
+
+/// Sets every element to the value at `value` (`sa_itemsize(arr)` bytes, e.g. a
+/// `double*` for an `SA_FLOAT64` array).
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID` (NULL argument), `SA_ERR_READ_ONLY`.
+///
+/// # Safety
+/// `arr` is NULL or a live handle not used by another thread during the call; `value`
+/// is NULL or points to `sa_itemsize(arr)` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_fill(arr: *mut sa_array, value: *const c_void) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let a = unsafe { arr.as_mut() }.ok_or_else(|| null_arg("arr"))?;
+        if value.is_null() {
+            return Err(null_arg("value"));
+        }
+        // SAFETY: `value` points to itemsize readable bytes per the contract.
+        let v = unsafe { std::slice::from_raw_parts(value.cast::<u8>(), a.inner.itemsize()) };
+        a.inner.fill_bytes(v)?;
+        a.inner.touch_write_time();
+        Ok(())
+    })
+}
+
+/// `msync(2)` on the whole mapping: `SA_MS_ASYNC` or `SA_MS_SYNC`, optionally with
+/// `SA_MS_INVALIDATE`. Useful for `file://` arrays; harmless on shared memory.
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_IO`.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_msync(arr: *mut sa_array, flags: i32) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        a.inner.msync(flags)
+    })
+}
+
+/// Locks the data pages in memory (`mlock(2)`). Beyond `RLIMIT_MEMLOCK` (without
+/// CAP_IPC_LOCK) this fails with `SA_ERR_NO_SPACE` or `SA_ERR_PERMISSION`, the limit
+/// named in the message. Unmapping (`sa_release`) unlocks.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_mlock(arr: *mut sa_array) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        a.inner.mlock()
+    })
+}
+
+/// Undoes `sa_mlock`.
+///
+/// # Safety
+/// `arr` is NULL or a live handle.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_munlock(arr: *mut sa_array) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        a.inner.munlock()
+    })
+}
+
+impl sa_array {
+    /// The safe core handle behind this C handle.
+    pub fn array(&self) -> &Array {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::{flags, ms};
+
+    #[test]
+    fn abi_values_match_core() {
+        assert_eq!(SA_ORDER_F, flags::ORDER_F);
+        assert_eq!(SA_FORCE, flags::FORCE);
+        assert_eq!(SA_SPARSE, flags::SPARSE);
+        assert_eq!(SA_POPULATE, flags::POPULATE);
+        assert_eq!(SA_HUGEPAGES, flags::HUGEPAGES);
+        assert_eq!(SA_SHARE_GROUP, flags::SHARE_GROUP);
+        assert_eq!(SA_SHARE_ALL, flags::SHARE_ALL);
+        assert_eq!(SA_FORMAT_SHAREDARRAY, flags::FORMAT_SHAREDARRAY);
+        assert_eq!(SA_READONLY, flags::READONLY);
+        assert_eq!((SA_MS_ASYNC, SA_MS_INVALIDATE, SA_MS_SYNC), (ms::ASYNC, ms::INVALIDATE, ms::SYNC));
+        assert_eq!(SA_ORDER_C as i32, Order::C as i32);
+        assert_eq!(SA_ORDER_F as i32, Order::F as i32);
+    }
+}

@@ -1,0 +1,258 @@
+//! Array names: `shm://NAME`, `file://PATH`, bare `NAME`, and the `NDSHM_DIR` /
+//! `JOB_SHMTMPDIR` redirect of `shm://` names into a directory.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Longest shm name accepted (NAME_MAX on Linux).
+pub const MAX_SHM_NAME: usize = 255;
+/// Longest `file://` path accepted (PATH_MAX on Linux, including the NUL).
+pub const MAX_PATH: usize = 4095;
+
+/// Environment variable that redirects `shm://NAME` to the file `$NDSHM_DIR/NAME`.
+pub const ENV_DIR: &str = "NDSHM_DIR";
+/// ISF's name for a job-private shared-memory directory; used when `NDSHM_DIR` is unset.
+pub const ENV_JOB_DIR: &str = "JOB_SHMTMPDIR";
+
+/// Where an array's bytes live.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// POSIX shared memory object; the string is NAME without a leading slash.
+    Shm(String),
+    /// A regular file mapped shared: a `file://` name, or a `shm://` name redirected
+    /// into `NDSHM_DIR`.
+    File(PathBuf),
+}
+
+/// A parsed, validated array name together with where it resolves to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ArrayName {
+    canonical: String,
+    backend: Backend,
+    redirected: bool,
+}
+
+/// The directory `shm://` names are redirected to, if any (`NDSHM_DIR`, else
+/// `JOB_SHMTMPDIR`; empty values count as unset).
+pub fn redirect_dir() -> Option<PathBuf> {
+    [ENV_DIR, ENV_JOB_DIR]
+        .iter()
+        .filter_map(std::env::var_os)
+        .find(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn check_shm_name(name: &str, full: &str) -> Result<()> {
+    let why = if name.is_empty() {
+        "the name is empty"
+    } else if name.contains('/') {
+        "a shm name may not contain '/'"
+    } else if name.len() > MAX_SHM_NAME {
+        "the name is longer than 255 bytes"
+    } else if name.contains('\0') {
+        "the name contains a NUL byte"
+    } else if name == "." || name == ".." {
+        "'.' and '..' are not names"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(format!("invalid array name {full:?}: {why}")))
+}
+
+impl ArrayName {
+    /// Parses `name` with the current environment's redirect.
+    pub fn parse(name: &str) -> Result<ArrayName> {
+        Self::parse_with(name, redirect_dir().as_deref())
+    }
+
+    /// Parses `name`, redirecting `shm://` names into `dir` when given.
+    pub fn parse_with(name: &str, dir: Option<&Path>) -> Result<ArrayName> {
+        if let Some(path) = name.strip_prefix("file://") {
+            if path.is_empty() {
+                return Err(Error::invalid(format!(
+                    "invalid array name {name:?}: the path is empty"
+                )));
+            }
+            if path.contains('\0') {
+                return Err(Error::invalid(format!(
+                    "invalid array name {name:?}: the path contains a NUL byte"
+                )));
+            }
+            if path.len() > MAX_PATH {
+                return Err(Error::invalid(format!(
+                    "invalid array name: the path is longer than {MAX_PATH} bytes"
+                )));
+            }
+            return Ok(ArrayName {
+                canonical: name.to_string(),
+                backend: Backend::File(PathBuf::from(path)),
+                redirected: false,
+            });
+        }
+        let shm = if let Some(n) = name.strip_prefix("shm://") {
+            n
+        } else if let Some(pos) = name.find("://") {
+            return Err(Error::invalid(format!(
+                "invalid array name {name:?}: unknown scheme {:?} (use shm:// or file://)",
+                &name[..pos]
+            )));
+        } else {
+            name
+        };
+        check_shm_name(shm, name)?;
+        let canonical = format!("shm://{shm}");
+        Ok(match dir {
+            Some(d) => ArrayName {
+                canonical,
+                backend: Backend::File(d.join(shm)),
+                redirected: true,
+            },
+            None => ArrayName {
+                canonical,
+                backend: Backend::Shm(shm.to_string()),
+                redirected: false,
+            },
+        })
+    }
+
+    /// The name as users write it, with its scheme: `shm://x` or `file:///data/x`.
+    pub fn as_str(&self) -> &str {
+        &self.canonical
+    }
+
+    /// Where the bytes live.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// True when a `shm://` name was redirected into `NDSHM_DIR` / `JOB_SHMTMPDIR`.
+    pub fn is_redirected(&self) -> bool {
+        self.redirected
+    }
+
+    /// The C string passed to `shm_open` (`/NAME`) or `open` (the path).
+    pub(crate) fn os_cstring(&self) -> CString {
+        let bytes: Vec<u8> = match &self.backend {
+            Backend::Shm(n) => {
+                let mut v = Vec::with_capacity(n.len() + 1);
+                v.push(b'/');
+                v.extend_from_slice(n.as_bytes());
+                v
+            }
+            Backend::File(p) => p.as_os_str().as_bytes().to_vec(),
+        };
+        // Names were checked for NUL bytes when parsed (and NDSHM_DIR comes from the
+        // environment, which cannot hold NUL).
+        CString::new(bytes).expect("names are checked for NUL bytes")
+    }
+
+    /// The name of an entry found in a listed directory, as it would be attached.
+    pub(crate) fn for_listed(dir_kind: ListedDir, file_name: &OsStr, dir: &Path) -> Option<Self> {
+        let name = file_name.to_str()?;
+        match dir_kind {
+            ListedDir::Shm => Some(ArrayName {
+                canonical: format!("shm://{name}"),
+                backend: Backend::Shm(name.to_string()),
+                redirected: false,
+            }),
+            ListedDir::Redirect => Some(ArrayName {
+                canonical: format!("shm://{name}"),
+                backend: Backend::File(dir.join(name)),
+                redirected: true,
+            }),
+            ListedDir::Files => {
+                let path = dir.join(name);
+                let s = OsString::from(path.clone()).into_vec();
+                let s = String::from_utf8(s).ok()?;
+                Some(ArrayName {
+                    canonical: format!("file://{s}"),
+                    backend: Backend::File(path),
+                    redirected: false,
+                })
+            }
+        }
+    }
+}
+
+/// How names found in a listed directory are spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListedDir {
+    /// `/dev/shm` while no redirect is active: `shm://NAME`.
+    Shm,
+    /// The redirect directory: `shm://NAME`.
+    Redirect,
+    /// Any other directory: `file://DIR/NAME`.
+    Files,
+}
+
+impl fmt::Display for ArrayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.canonical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn p(s: &str) -> Result<ArrayName> {
+        ArrayName::parse_with(s, None)
+    }
+
+    #[test]
+    fn schemes() {
+        let n = p("abc").unwrap();
+        assert_eq!(n.as_str(), "shm://abc");
+        assert_eq!(n.backend(), &Backend::Shm("abc".into()));
+        assert_eq!(p("shm://abc").unwrap(), n);
+        let f = p("file:///tmp/x.arr").unwrap();
+        assert_eq!(f.backend(), &Backend::File("/tmp/x.arr".into()));
+        assert_eq!(f.os_cstring().as_bytes(), b"/tmp/x.arr");
+        assert_eq!(n.os_cstring().as_bytes(), b"/abc");
+        let rel = p("file://rel/x").unwrap();
+        assert_eq!(rel.backend(), &Backend::File("rel/x".into()));
+    }
+
+    #[test]
+    fn redirect() {
+        let n = ArrayName::parse_with("shm://abc", Some(Path::new("/job/shm"))).unwrap();
+        assert_eq!(n.as_str(), "shm://abc");
+        assert_eq!(n.backend(), &Backend::File("/job/shm/abc".into()));
+        assert!(n.is_redirected());
+        // file:// names are never redirected.
+        let f = ArrayName::parse_with("file:///x", Some(Path::new("/job"))).unwrap();
+        assert_eq!(f.backend(), &Backend::File("/x".into()));
+    }
+
+    #[test]
+    fn invalid_names() {
+        let long = "a".repeat(256);
+        let long_path = format!("file:///{}", "a".repeat(5000));
+        for bad in [
+            "",
+            "shm://",
+            "a/b",
+            "shm://a/b",
+            "/abc",
+            long.as_str(),
+            "http://x",
+            "s3://bucket/x",
+            "file://",
+            "a\0b",
+            "file:///a\0b",
+            ".",
+            "shm://..",
+            long_path.as_str(),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Invalid, "{bad:?}");
+            assert!(e.message().starts_with("invalid array name"), "{}", e);
+        }
+        assert!(p(&"a".repeat(255)).is_ok());
+    }
+}

@@ -1,0 +1,252 @@
+//! Thin wrappers over the POSIX calls ndshm needs, returning `io::Result`. The only
+//! module that talks to the OS besides memmap2.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+use crate::format::Creator;
+use crate::name::{ArrayName, Backend};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Retries a call interrupted by a signal.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Opens (or creates) the object behind `name`. `oflag` is `open(2)` flags without
+/// `O_CLOEXEC`, which is always added.
+pub(crate) fn open(name: &ArrayName, oflag: libc::c_int, mode: u32) -> io::Result<File> {
+    let c = name.os_cstring();
+    let oflag = oflag | libc::O_CLOEXEC;
+    let fd = retry(|| {
+        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+        cvt(unsafe {
+            match name.backend() {
+                Backend::Shm(_) => libc::shm_open(c.as_ptr(), oflag, mode as libc::mode_t),
+                Backend::File(_) => libc::open(c.as_ptr(), oflag, mode as libc::c_uint),
+            }
+        })
+    })?;
+    // SAFETY: `fd` was just returned by open/shm_open and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Removes the name; existing mappings stay valid.
+pub(crate) fn unlink(name: &ArrayName) -> io::Result<()> {
+    let c = name.os_cstring();
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    cvt(unsafe {
+        match name.backend() {
+            Backend::Shm(_) => libc::shm_unlink(c.as_ptr()),
+            Backend::File(_) => libc::unlink(c.as_ptr()),
+        }
+    })?;
+    Ok(())
+}
+
+/// Sets the permission bits exactly (the umask applied at creation is undone).
+pub(crate) fn fchmod(f: &File, mode: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on an fd we own.
+    retry(|| cvt(unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) })).map(|_| ())
+}
+
+/// Reserves `[0, len)` so later writes cannot fail for lack of space.
+pub(crate) fn fallocate(f: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    loop {
+        // SAFETY: plain syscall on an fd we own; posix_fallocate returns the error
+        // number instead of setting errno.
+        let r = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+        match r {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+}
+
+/// Writes all of `buf` at `offset`.
+pub(crate) fn pwrite_all(f: &File, buf: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, offset)
+}
+
+/// Reads up to `buf.len()` bytes at `offset`; returns how many were read.
+pub(crate) fn pread_full(f: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match std::os::unix::fs::FileExt::read_at(f, &mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The directory whose free space limits an array: `/dev/shm` or the file's parent.
+pub(crate) fn space_dir(name: &ArrayName) -> std::path::PathBuf {
+    match name.backend() {
+        Backend::Shm(_) => SHM_DIR.into(),
+        Backend::File(p) => match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => ".".into(),
+        },
+    }
+}
+
+/// Where POSIX shared memory objects appear as files (Linux).
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// Total and available bytes of the filesystem holding `dir`.
+pub fn space(dir: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: statvfs is plain data; zeroed is a valid initial value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and a valid out-pointer.
+    retry(|| cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) }))?;
+    let frsize = st.f_frsize as u64;
+    Ok((
+        (st.f_blocks as u64).saturating_mul(frsize),
+        (st.f_bavail as u64).saturating_mul(frsize),
+    ))
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    static PAGE: OnceLock<usize> = OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    *PAGE.get_or_init(|| match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    })
+}
+
+/// Soft and hard RLIMIT_MEMLOCK (`u64::MAX` for unlimited).
+pub(crate) fn memlock_limit() -> Option<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
+        return None;
+    }
+    Some((r.rlim_cur as u64, r.rlim_max as u64))
+}
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0)
+}
+
+/// This machine's boot id (zeros when unknown).
+pub(crate) fn boot_id() -> [u8; 16] {
+    static ID: OnceLock<[u8; 16]> = OnceLock::new();
+    *ID.get_or_init(|| {
+        let mut id = [0u8; 16];
+        if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+            let hex: Vec<u8> = s.bytes().filter(|b| b.is_ascii_hexdigit()).collect();
+            if hex.len() == 32 {
+                for (i, pair) in hex.chunks(2).enumerate() {
+                    let s = std::str::from_utf8(pair).unwrap_or("0");
+                    id[i] = u8::from_str_radix(s, 16).unwrap_or(0);
+                }
+            }
+        }
+        id
+    })
+}
+
+/// This machine's host name (empty when unknown).
+pub(crate) fn hostname() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let mut buf = [0u8; 256];
+        // SAFETY: valid buffer of the given length.
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+            return String::new();
+        }
+        CStr::from_bytes_until_nul(&buf)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
+}
+
+/// Start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat).
+fn start_ticks(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &s[s.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The calling process as a creator. Cached per pid so a forked child recomputes it.
+pub(crate) fn current_creator() -> Creator {
+    static PID: AtomicI32 = AtomicI32::new(0);
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let ticks = if PID.load(Ordering::Acquire) == pid {
+        TICKS.load(Ordering::Relaxed)
+    } else {
+        let t = start_ticks(pid).unwrap_or(0);
+        TICKS.store(t, Ordering::Relaxed);
+        PID.store(pid, Ordering::Release);
+        t
+    };
+    Creator {
+        pid,
+        start_ticks: ticks,
+        boot_id: boot_id(),
+        hostname: hostname().to_string(),
+    }
+}
+
+/// Whether a creator process is still running: `None` when this machine cannot tell
+/// (another host, or no pid recorded).
+pub fn creator_alive(c: &Creator) -> Option<bool> {
+    if c.pid <= 0 {
+        return None;
+    }
+    if !c.hostname.is_empty() && c.hostname != hostname() {
+        return None;
+    }
+    let ours = boot_id();
+    if c.boot_id != [0; 16] && ours != [0; 16] && c.boot_id != ours {
+        return Some(false); // created before the last reboot
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(c.pid, 0) };
+    if r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return Some(false);
+    }
+    if c.start_ticks != 0 {
+        if let Some(t) = start_ticks(c.pid) {
+            return Some(t == c.start_ticks); // a different start time: the pid was reused
+        }
+    }
+    Some(true)
+}
