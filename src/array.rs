@@ -830,6 +830,27 @@ fn advise_hugepages(_: &MmapRaw, _: usize) {}
 
 /// Validates an open segment and maps it.
 fn map_existing(name: ArrayName, file: &File, opts: &AttachOptions) -> Result<Array> {
+    // The creator sizes the file after writing the header, so an attacher can map a
+    // header-only file and then see READY through it: the file has grown since our
+    // fstat. Re-stat and remap in that case (twice is enough: READY is final).
+    let mut tries = 0;
+    loop {
+        match map_once(&name, file, opts)? {
+            Mapped::Done(a) => return Ok(*a),
+            Mapped::Grown(e) if tries >= 2 => return Err(e),
+            Mapped::Grown(_) => tries += 1,
+        }
+    }
+}
+
+enum Mapped {
+    Done(Box<Array>),
+    /// Valid header whose data lies beyond our mapping; the error if it persists.
+    Grown(Error),
+}
+
+fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mapped> {
+    let name = name.clone();
     let meta = file.metadata().map_err(ctx(&name, "stat"))?;
     if !meta.is_file() {
         return Err(Error::format(format!("{name}: not a regular file")));
@@ -918,17 +939,24 @@ fn map_existing(name: ArrayName, file: &File, opts: &AttachOptions) -> Result<Ar
         }
     };
     // The mapping is the file's size at fstat time: everything must fit in it.
-    geometry
-        .check_fits(len as u64)
-        .map_err(|e| e.context(&name))?;
-    Ok(Array {
+    if let Err(e) = geometry.check_fits(len as u64) {
+        let e = e.context(&name);
+        let now = file.metadata().map_err(ctx(&name, "stat"))?.len();
+        return Ok(if now > size {
+            Mapped::Grown(e)
+        } else {
+            return Err(e);
+        });
+    }
+    Ok(Mapped::Done(Box::new(Array {
         name,
         map,
         format,
         geometry,
         readonly: opts.readonly,
-    })
+    })))
 }
+
 
 fn not_ready(name: &ArrayName, head: &[u8]) -> Error {
     let who = match Header::decode(head) {

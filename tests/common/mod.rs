@@ -63,25 +63,56 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding libndshm.so for this build (target/<profile>).
+/// The directory of this build's artefacts (target/<profile>).
 pub fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/<test-binary>
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// Builds the C library (cdylib) from the current sources and returns its path.
+/// `cargo test` itself only builds the rlib, so without this the C programs would run
+/// against whatever libndshm.so an earlier `cargo build` left behind.
+pub fn built_cdylib() -> PathBuf {
+    use std::sync::OnceLock;
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let release = lib_dir().file_name().is_some_and(|n| n == "release");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--lib", "--message-format=json-render-diagnostics", "--manifest-path"])
+            .arg(root().join("Cargo.toml"));
+        if release {
+            cmd.arg("--release");
+        }
+        let o = cmd.output().expect("cargo runs");
+        assert!(o.status.success(), "cargo build --lib failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout);
+        // The compiler-artifact message of our lib lists the .so among its filenames.
+        let so = out
+            .lines()
+            .filter(|l| l.contains("\"compiler-artifact\"") && l.contains("libndshm.so"))
+            .find_map(|l| {
+                let at = l.find("libndshm.so\"")?;
+                let start = l[..at].rfind('"')? + 1;
+                Some(PathBuf::from(&l[start..at + "libndshm.so".len()]))
+            })
+            .expect("cargo reports libndshm.so");
+        assert!(so.exists(), "{}", so.display());
+        so
+    })
+    .clone()
+}
+
 /// Compiles C sources into an executable linked against the built libndshm.so, with
 /// warnings as errors. Extra flags (e.g. sanitizers) come from `extra`.
 pub fn compile_c(sources: &[&Path], out_name: &str, extra: &[&str]) -> PathBuf {
-    let lib = lib_dir();
-    assert!(
-        lib.join("libndshm.so").exists(),
-        "libndshm.so not found in {}",
-        lib.display()
-    );
-    let out_dir = lib.join("c-tests");
+    let lib = soname_dir();
+    let out_dir = lib_dir().join("c-tests");
     std::fs::create_dir_all(&out_dir).unwrap();
     let out = out_dir.join(out_name);
+    // Compile to a private name, then rename: parallel tests never run a half-written
+    // binary.
+    let tmp = out_dir.join(format!("{out_name}.{}.tmp", std::process::id()));
     let target = env!("NDSHM_TARGET");
     let compiler = cc::Build::new()
         .cargo_metadata(false)
@@ -100,18 +131,66 @@ pub fn compile_c(sources: &[&Path], out_name: &str, extra: &[&str]) -> PathBuf {
         .arg("-lndshm")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-o")
-        .arg(&out);
+        .arg(&tmp);
     let o = cmd.output().expect("the C compiler runs");
     assert!(
         o.status.success(),
         "compiling {out_name} failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    std::fs::rename(&tmp, &out).unwrap();
     out
 }
 
-/// Compiles one program from examples-c/ or tests/c/.
+/// A directory with libndshm.so and its versioned SONAME link (libndshm.so.0.1), as an
+/// install would lay them out, for C programs to link and run against.
+pub fn soname_dir() -> PathBuf {
+    let built = built_cdylib();
+    let dir = lib_dir().join("c-tests").join("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    let soname = soname_of(&built);
+    for link in ["libndshm.so".to_string(), soname] {
+        let tmp = dir.join(format!("{link}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&built, &tmp).unwrap();
+        std::fs::rename(&tmp, dir.join(&link)).unwrap();
+    }
+    dir
+}
+
+/// The SONAME recorded in a shared library (read from `DT_SONAME` via readelf-free
+/// parsing: the build script sets it, so look for the string it wrote).
+pub fn soname_of(lib: &Path) -> String {
+    let bytes = std::fs::read(lib).unwrap();
+    let pat = b"libndshm.so.";
+    let at = bytes
+        .windows(pat.len())
+        .position(|w| w == pat)
+        .expect("the library records a versioned SONAME");
+    let end = bytes[at..].iter().position(|&b| b == 0).unwrap() + at;
+    String::from_utf8(bytes[at..end].to_vec()).unwrap()
+}
+
+/// Compiles each program once per test process.
+pub fn c_program_cached(rel: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut m = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = m.get(rel) {
+        return p.clone();
+    }
+    let p = c_program_uncached(rel);
+    m.insert(rel.to_string(), p.clone());
+    p
+}
+
+/// Compiles one program from examples-c/ or tests/c/ (once per test process).
 pub fn c_program(rel: &str) -> PathBuf {
+    c_program_cached(rel)
+}
+
+fn c_program_uncached(rel: &str) -> PathBuf {
     let src = root().join(rel);
     let stem = src.file_stem().unwrap().to_str().unwrap().to_string();
     compile_c(&[&src], &stem, &[])
