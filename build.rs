@@ -20,8 +20,7 @@ fn main() {
     for f in files {
         builder = builder.with_src(f);
     }
-    match builder.generate()
-    {
+    match builder.generate() {
         Ok(bindings) => {
             bindings.write_to_file(&out);
         }
@@ -36,7 +35,11 @@ fn main() {
     // Versioned SONAME so C consumers link against the ABI, not the file.
     let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
     let minor = env::var("CARGO_PKG_VERSION_MINOR").unwrap();
-    let abi = if major == "0" { format!("0.{minor}") } else { major };
+    let abi = if major == "0" {
+        format!("0.{minor}")
+    } else {
+        major
+    };
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libndshm.so.{abi}");
     }

@@ -34,8 +34,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     sa_array *a = NULL;
-    /* Wait up to 5 s in case the producer is still creating it. */
-    int rc = sa_attach_wait(argv[1], SA_READONLY, 5000, &a);
+    /* Wait up to 1 s in case the producer is still creating it. */
+    int rc = sa_attach_wait(argv[1], SA_READONLY, 1000, &a);
     if (rc != SA_OK) {
         fprintf(stderr, "consumer: %s: %s\n", sa_status_str(rc), sa_last_error());
         return 1;

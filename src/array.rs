@@ -10,9 +10,7 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::dtype::{Dtype, Element};
 use crate::error::{Error, ErrorKind, Result, human_bytes};
-use crate::format::{
-    self, CHECKED_BYTES, Geometry, Header, Order, Probe, SegmentFormat, off,
-};
+use crate::format::{self, CHECKED_BYTES, Geometry, Header, Order, Probe, SegmentFormat, off};
 use crate::name::ArrayName;
 use crate::sys;
 
@@ -109,7 +107,11 @@ impl CreateOptions {
             ));
         }
         Ok(CreateOptions {
-            order: Some(if bits & ORDER_F != 0 { Order::F } else { Order::C }),
+            order: Some(if bits & ORDER_F != 0 {
+                Order::F
+            } else {
+                Order::C
+            }),
             force: bits & FORCE != 0,
             sparse: bits & SPARSE != 0,
             populate: bits & POPULATE != 0,
@@ -279,7 +281,10 @@ impl Array {
         let mode = opts.share.mode();
         let file = create_exclusive(&name, mode, opts.force)?;
         // From here on the name is ours: remove it if anything fails.
-        let made = Created { name: &name, keep: false };
+        let made = Created {
+            name: &name,
+            keep: false,
+        };
         let arr = init_segment(&name, file, format, geometry, total, opts)?;
         made.keep();
         Ok(arr)
@@ -348,7 +353,9 @@ impl Array {
             s.len() == g.shape.len() && s.iter().zip(&g.shape).all(|(&e, &f)| e < 0 || e == f)
         });
         let dtype_ok = expect.dtype.is_none_or(|d| d == g.dtype);
-        let order_ok = expect.order.is_none_or(|o| o == g.order || g.shape.len() <= 1);
+        let order_ok = expect
+            .order
+            .is_none_or(|o| o == g.order || g.shape.len() <= 1);
         if shape_ok && dtype_ok && order_ok {
             return Ok(());
         }
@@ -442,7 +449,9 @@ impl Array {
     /// Pointer to the first element (page aligned).
     pub fn as_ptr(&self) -> *const u8 {
         // data_offset + capacity <= mapping length was checked when mapping.
-        self.map.as_ptr().wrapping_add(self.geometry.data_offset as usize)
+        self.map
+            .as_ptr()
+            .wrapping_add(self.geometry.data_offset as usize)
     }
 
     /// Mutable pointer to the first element, or [`ErrorKind::ReadOnly`].
@@ -577,7 +586,10 @@ impl Array {
         // SAFETY: the range is exactly our live mapping.
         let r = unsafe { libc::msync(self.map.as_mut_ptr().cast(), self.map.len(), f) };
         if r != 0 {
-            return Err(Error::os(format!("{}: msync", self.name), io::Error::last_os_error()));
+            return Err(Error::os(
+                format!("{}: msync", self.name),
+                io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -591,6 +603,8 @@ impl Array {
             let err = io::Error::last_os_error();
             let limit = match sys::memlock_limit() {
                 Some((soft, hard)) => {
+                    // rlim_t is narrower than u64 on some targets.
+                    #[allow(clippy::unnecessary_cast)]
                     let show = |v: u64| {
                         if v == libc::RLIM_INFINITY as u64 {
                             "unlimited".to_string()
@@ -620,7 +634,10 @@ impl Array {
         let (ptr, len) = self.data_range();
         // SAFETY: the range lies inside our live mapping.
         if len > 0 && unsafe { libc::munlock(ptr, len) } != 0 {
-            return Err(Error::os(format!("{}: munlock", self.name), io::Error::last_os_error()));
+            return Err(Error::os(
+                format!("{}: munlock", self.name),
+                io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
@@ -689,7 +706,9 @@ fn create_exclusive(name: &ArrayName, mode: u32, force: bool) -> Result<File> {
                     if !crate::list::looks_like_array(&old).unwrap_or(true) {
                         return Err(Error::new(
                             ErrorKind::Exists,
-                            format!("{name}: exists and is not an array; SA_FORCE replaces arrays only"),
+                            format!(
+                                "{name}: exists and is not an array; SA_FORCE replaces arrays only"
+                            ),
                         ));
                     }
                 }
@@ -863,7 +882,9 @@ fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mappe
         ));
     }
     if size > isize::MAX as u64 {
-        return Err(Error::format(format!("{name}: file too large to map ({size} bytes)")));
+        return Err(Error::format(format!(
+            "{name}: file too large to map ({size} bytes)"
+        )));
     }
     let mut mo = MmapOptions::new();
     mo.len(size as usize);
@@ -913,11 +934,7 @@ fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mappe
             let mut tail = [0u8; format::SA_TRAILER_NPY2];
             // SAFETY: [base + len - tail_len, base + len) is inside the mapping.
             unsafe {
-                std::ptr::copy_nonoverlapping(
-                    base.add(len - tail_len),
-                    tail.as_mut_ptr(),
-                    tail_len,
-                )
+                std::ptr::copy_nonoverlapping(base.add(len - tail_len), tail.as_mut_ptr(), tail_len)
             };
             match format::sharedarray_decode(&tail[..tail_len], size) {
                 Some(r) => {
@@ -957,7 +974,6 @@ fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mappe
     })))
 }
 
-
 fn not_ready(name: &ArrayName, head: &[u8]) -> Error {
     let who = match Header::decode(head) {
         Ok(h) => match sys::creator_alive(&h.creator) {
@@ -965,7 +981,10 @@ fn not_ready(name: &ArrayName, head: &[u8]) -> Error {
                 "its creator (pid {}) died before finishing it; remove it with sa_delete",
                 h.creator.pid
             ),
-            _ => format!("its creator (pid {}) is still initialising it", h.creator.pid),
+            _ => format!(
+                "its creator (pid {}) is still initialising it",
+                h.creator.pid
+            ),
         },
         Err(_) => "its creator is still writing the header".to_string(),
     };

@@ -352,10 +352,7 @@ mod tests {
             assert_eq!(Dtype::from_numpy_str(d.numpy_str()).unwrap(), *d);
             assert_eq!(Dtype::from_numpy_str(d.name()).unwrap(), *d);
             let n = d.numpy_typenum();
-            assert_eq!(
-                Dtype::from_numpy_typenum(n, d.itemsize() as i32),
-                Some(*d)
-            );
+            assert_eq!(Dtype::from_numpy_typenum(n, d.itemsize() as i32), Some(*d));
         }
         assert_eq!(Dtype::from_code(14), None);
         assert_eq!(Dtype::from_code(-1), None);
@@ -369,7 +366,9 @@ mod tests {
         assert_eq!(Dtype::from_numpy_str("<u1").unwrap(), Dtype::Uint8);
         assert_eq!(Dtype::from_numpy_str("?").unwrap(), Dtype::Bool);
         assert_eq!(Dtype::from_numpy_str("c16").unwrap(), Dtype::Complex128);
-        for bad in ["<f16", "O", "|S5", "<U3", "V8", "<M8", "|i2", "float128", "x"] {
+        for bad in [
+            "<f16", "O", "|S5", "<U3", "V8", "<M8", "|i2", "float128", "x",
+        ] {
             let e = Dtype::from_numpy_str(bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::Unsupported, "{bad}");
             assert!(e.message().contains(bad), "{bad}: {}", e.message());

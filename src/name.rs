@@ -60,7 +60,9 @@ fn check_shm_name(name: &str, full: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(Error::invalid(format!("invalid array name {full:?}: {why}")))
+    Err(Error::invalid(format!(
+        "invalid array name {full:?}: {why}"
+    )))
 }
 
 impl ArrayName {

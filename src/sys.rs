@@ -151,6 +151,8 @@ pub(crate) fn memlock_limit() -> Option<(u64, u64)> {
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut r) } != 0 {
         return None;
     }
+    // rlim_t is narrower than u64 on some targets.
+    #[allow(clippy::unnecessary_cast)]
     Some((r.rlim_cur as u64, r.rlim_max as u64))
 }
 

@@ -25,7 +25,10 @@ fn create_attach_same_bytes() {
     let t = TempName::new("same");
     let mut a = Array::create(&t.name, &[3, 4], Dtype::Float64, &CreateOptions::default()).unwrap();
     assert_eq!(a.name().as_str(), t.shm());
-    assert!(a.as_slice::<f64>().unwrap().iter().all(|&x| x == 0.0), "zero-filled");
+    assert!(
+        a.as_slice::<f64>().unwrap().iter().all(|&x| x == 0.0),
+        "zero-filled"
+    );
     for (i, x) in a.as_mut_slice::<f64>().unwrap().iter_mut().enumerate() {
         *x = i as f64 * 0.5;
     }
@@ -49,7 +52,10 @@ fn typed_slice_checks_dtype() {
     let mut a = Array::create(&t.name, &[5], Dtype::Int32, &CreateOptions::default()).unwrap();
     let e = a.as_slice::<f64>().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Mismatch);
-    assert!(e.message().contains("int32") && e.message().contains("float64"), "{e}");
+    assert!(
+        e.message().contains("int32") && e.message().contains("float64"),
+        "{e}"
+    );
     assert!(a.as_mut_slice::<u32>().is_err());
     a.as_mut_slice::<i32>().unwrap()[4] = -7;
     assert_eq!(a.as_slice::<i32>().unwrap(), &[0, 0, 0, 0, -7]);
@@ -76,11 +82,25 @@ fn every_dtype_round_trips() {
 #[test]
 fn fill_typed_values() {
     let t = TempName::new("fill");
-    let mut a = Array::create(&t.name, &[1000], Dtype::Complex128, &CreateOptions::default()).unwrap();
+    let mut a = Array::create(
+        &t.name,
+        &[1000],
+        Dtype::Complex128,
+        &CreateOptions::default(),
+    )
+    .unwrap();
     a.fill(Complex { re: 1.5, im: -2.0 }).unwrap();
-    assert!(a.as_slice::<Complex<f64>>().unwrap().iter().all(|c| c.re == 1.5 && c.im == -2.0));
+    assert!(
+        a.as_slice::<Complex<f64>>()
+            .unwrap()
+            .iter()
+            .all(|c| c.re == 1.5 && c.im == -2.0)
+    );
     assert!(a.fill(1.0f64).is_err(), "fill checks the dtype");
-    assert_eq!(a.fill_bytes(&[1, 2]).unwrap_err().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        a.fill_bytes(&[1, 2]).unwrap_err().kind(),
+        ErrorKind::Invalid
+    );
     Array::delete(&t.name).unwrap();
 }
 
@@ -91,7 +111,10 @@ fn read_only_handle_refuses_writes() {
     let mut b = Array::attach(&t.name, &ro()).unwrap();
     assert!(b.is_readonly());
     assert_eq!(b.as_mut_ptr().unwrap_err().kind(), ErrorKind::ReadOnly);
-    assert_eq!(b.as_mut_slice::<u8>().unwrap_err().kind(), ErrorKind::ReadOnly);
+    assert_eq!(
+        b.as_mut_slice::<u8>().unwrap_err().kind(),
+        ErrorKind::ReadOnly
+    );
     assert_eq!(b.fill(3u8).unwrap_err().kind(), ErrorKind::ReadOnly);
     Array::delete(&t.name).unwrap();
 }
@@ -135,14 +158,29 @@ fn checked_attach() {
     };
     Array::attach_checked(&t.name, &ro(), &ok).unwrap();
     for bad in [
-        Expect { shape: Some(vec![4, 3]), ..Default::default() },
-        Expect { shape: Some(vec![3, 4, 1]), ..Default::default() },
-        Expect { dtype: Some(Dtype::Float32), ..Default::default() },
-        Expect { order: Some(Order::F), ..Default::default() },
+        Expect {
+            shape: Some(vec![4, 3]),
+            ..Default::default()
+        },
+        Expect {
+            shape: Some(vec![3, 4, 1]),
+            ..Default::default()
+        },
+        Expect {
+            dtype: Some(Dtype::Float32),
+            ..Default::default()
+        },
+        Expect {
+            order: Some(Order::F),
+            ..Default::default()
+        },
     ] {
         let e = Array::attach_checked(&t.name, &ro(), &bad).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Mismatch);
-        assert!(e.message().contains("expected") && e.message().contains("found shape [3, 4]"), "{e}");
+        assert!(
+            e.message().contains("expected") && e.message().contains("found shape [3, 4]"),
+            "{e}"
+        );
     }
     Array::delete(&t.name).unwrap();
 }
@@ -161,12 +199,24 @@ fn exists_force_and_delete_while_attached() {
     assert_eq!(a.as_slice::<i64>().unwrap(), &[7; 8]);
     a.as_mut_slice::<i64>().unwrap()[0] = 1;
     assert_eq!(a.as_slice::<i64>().unwrap()[0], 1);
-    assert_eq!(Array::attach(&t.name, &rw()).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(Array::delete(&t.name).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        Array::attach(&t.name, &rw()).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        Array::delete(&t.name).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 
     // Force replaces: the old mapping keeps the old data.
     let b = Array::create(&t.name, &[2, 2], Dtype::Uint8, &CreateOptions::default()).unwrap();
-    let c = Array::create(&t.name, &[5], Dtype::Float32, &CreateOptions::default().force(true)).unwrap();
+    let c = Array::create(
+        &t.name,
+        &[5],
+        Dtype::Float32,
+        &CreateOptions::default().force(true),
+    )
+    .unwrap();
     let d = Array::attach(&t.name, &ro()).unwrap();
     assert_eq!((d.shape(), d.dtype()), (&[5][..], Dtype::Float32));
     assert_eq!(b.shape(), &[2, 2]);
@@ -178,7 +228,13 @@ fn exists_force_and_delete_while_attached() {
 fn force_never_replaces_a_foreign_file() {
     let t = TempName::new("foreign");
     std::fs::write(t.path(), b"somebody else's data, not an array").unwrap();
-    let e = Array::create(&t.name, &[1], Dtype::Uint8, &CreateOptions::default().force(true)).unwrap_err();
+    let e = Array::create(
+        &t.name,
+        &[1],
+        Dtype::Uint8,
+        &CreateOptions::default().force(true),
+    )
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Exists);
     let e = Array::delete(&t.name).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Format);
@@ -191,9 +247,19 @@ fn permissions_ignore_umask() {
     // SAFETY: umask is process-wide; the other tests only create 0600-or-wider files
     // and check nothing that a stricter umask changes, which is the point.
     let old = unsafe { libc::umask(0o077) };
-    for (share, mode) in [(Share::Owner, 0o600), (Share::Group, 0o660), (Share::All, 0o666)] {
+    for (share, mode) in [
+        (Share::Owner, 0o600),
+        (Share::Group, 0o660),
+        (Share::All, 0o666),
+    ] {
         let t = TempName::new("perm");
-        let _a = Array::create(&t.name, &[1], Dtype::Uint8, &CreateOptions::default().share(share)).unwrap();
+        let _a = Array::create(
+            &t.name,
+            &[1],
+            Dtype::Uint8,
+            &CreateOptions::default().share(share),
+        )
+        .unwrap();
         let m = std::fs::metadata(t.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(m, mode, "{share:?}");
         assert_eq!(ndshm::info(&t.name).unwrap().mode, mode);
@@ -209,10 +275,19 @@ fn file_backend_and_msync() {
     let name = dir.file_name("a.arr");
     let mut a = Array::create(&name, &[10, 10], Dtype::Float64, &CreateOptions::default()).unwrap();
     a.fill(2.5f64).unwrap();
-    for m in [ndshm::ms::SYNC, ndshm::ms::ASYNC, ndshm::ms::SYNC | ndshm::ms::INVALIDATE] {
+    for m in [
+        ndshm::ms::SYNC,
+        ndshm::ms::ASYNC,
+        ndshm::ms::SYNC | ndshm::ms::INVALIDATE,
+    ] {
         a.msync(m).unwrap();
     }
-    assert_eq!(a.msync(ndshm::ms::SYNC | ndshm::ms::ASYNC).unwrap_err().kind(), ErrorKind::Invalid);
+    assert_eq!(
+        a.msync(ndshm::ms::SYNC | ndshm::ms::ASYNC)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
     assert_eq!(a.msync(64).unwrap_err().kind(), ErrorKind::Invalid);
     // The bytes are in the file itself, at the recorded data offset.
     let raw = std::fs::read(dir.path.join("a.arr")).unwrap();
@@ -248,12 +323,28 @@ fn sharedarray_layout_written() {
         &CreateOptions::default().sharedarray_format(true),
     )
     .unwrap();
-    a.as_mut_slice::<i32>().unwrap().iter_mut().enumerate().for_each(|(i, x)| *x = i as i32);
+    a.as_mut_slice::<i32>()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, x)| *x = i as i32);
     let raw = std::fs::read(t.path()).unwrap();
-    assert_eq!(raw.len(), 48 + 548, "data + numpy-2 trailer, as SharedArray writes it");
+    assert_eq!(
+        raw.len(),
+        48 + 548,
+        "data + numpy-2 trailer, as SharedArray writes it"
+    );
     assert_eq!(&raw[48..61], b"[SharedArray]");
-    assert_eq!(i32::from_ne_bytes(raw[4..8].try_into().unwrap()), 1, "data at offset 0");
-    assert_eq!(i32::from_ne_bytes(raw[48 + 24..48 + 28].try_into().unwrap()), 5, "NPY_INT");
+    assert_eq!(
+        i32::from_ne_bytes(raw[4..8].try_into().unwrap()),
+        1,
+        "data at offset 0"
+    );
+    assert_eq!(
+        i32::from_ne_bytes(raw[48 + 24..48 + 28].try_into().unwrap()),
+        5,
+        "NPY_INT"
+    );
     let b = Array::attach(&t.name, &ro()).unwrap();
     assert_eq!(b.format(), SegmentFormat::SharedArray { maxdims: 64 });
     assert_eq!(b.as_slice::<i32>().unwrap()[11], 11);
@@ -261,7 +352,9 @@ fn sharedarray_layout_written() {
         "x",
         &[2],
         Dtype::Int32,
-        &CreateOptions::default().sharedarray_format(true).order(Order::F),
+        &CreateOptions::default()
+            .sharedarray_format(true)
+            .order(Order::F),
     )
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
@@ -273,8 +366,20 @@ fn info_and_list_fields() {
     let dir = TempDir::new("list");
     let a_name = dir.file_name("a");
     let b_name = dir.file_name("b");
-    let _a = Array::create(&a_name, &[2, 3, 4], Dtype::Uint16, &CreateOptions::default().order(Order::F)).unwrap();
-    let _b = Array::create(&b_name, &[7], Dtype::Float64, &CreateOptions::default().sharedarray_format(true)).unwrap();
+    let _a = Array::create(
+        &a_name,
+        &[2, 3, 4],
+        Dtype::Uint16,
+        &CreateOptions::default().order(Order::F),
+    )
+    .unwrap();
+    let _b = Array::create(
+        &b_name,
+        &[7],
+        Dtype::Float64,
+        &CreateOptions::default().sharedarray_format(true),
+    )
+    .unwrap();
     std::fs::write(dir.path.join("junk"), vec![0xABu8; 10000]).unwrap();
     std::fs::write(dir.path.join("empty"), b"").unwrap();
     std::fs::create_dir(dir.path.join("subdir")).unwrap();
@@ -283,7 +388,10 @@ fn info_and_list_fields() {
     let a = &l[0];
     assert_eq!(a.name.as_str(), a_name);
     assert_eq!(a.format, SegmentFormat::V1 { minor: 0 });
-    assert_eq!((a.geometry.dtype, a.geometry.order), (Dtype::Uint16, Order::F));
+    assert_eq!(
+        (a.geometry.dtype, a.geometry.order),
+        (Dtype::Uint16, Order::F)
+    );
     assert_eq!(a.geometry.shape, vec![2, 3, 4]);
     assert_eq!(a.geometry.nbytes, 48);
     assert_eq!(a.state, State::Ready);
@@ -294,12 +402,26 @@ fn info_and_list_fields() {
     assert!(a.created_ns > 1_600_000_000_000_000_000);
     let b = &l[1];
     assert_eq!(b.format, SegmentFormat::SharedArray { maxdims: 64 });
-    assert_eq!((b.geometry.dtype, b.geometry.shape.clone()), (Dtype::Float64, vec![7]));
+    assert_eq!(
+        (b.geometry.dtype, b.geometry.shape.clone()),
+        (Dtype::Float64, vec![7])
+    );
     assert!(b.creator.is_none() && b.creator_alive.is_none());
     assert_eq!(ndshm::info(&a_name).unwrap(), *a);
-    assert_eq!(ndshm::info(&dir.file_name("junk")).unwrap_err().kind(), ErrorKind::Format);
-    assert_eq!(ndshm::info(&dir.file_name("none")).unwrap_err().kind(), ErrorKind::NotFound);
-    assert_eq!(ndshm::list(Some(&dir.path.join("none"))).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        ndshm::info(&dir.file_name("junk")).unwrap_err().kind(),
+        ErrorKind::Format
+    );
+    assert_eq!(
+        ndshm::info(&dir.file_name("none")).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        ndshm::list(Some(&dir.path.join("none")))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]
@@ -307,23 +429,49 @@ fn list_shared_memory_shows_new_array() {
     let t = TempName::new("lshm");
     let _a = Array::create(&t.name, &[3], Dtype::Int8, &CreateOptions::default()).unwrap();
     let l = ndshm::list(None).unwrap();
-    let e = l.iter().find(|i| i.name.as_str() == t.shm()).expect("listed");
+    let e = l
+        .iter()
+        .find(|i| i.name.as_str() == t.shm())
+        .expect("listed");
     assert_eq!(e.geometry.shape, vec![3]);
     assert_eq!(e.backend(), &ndshm::Backend::Shm(t.name.clone()));
     Array::delete(&t.name).unwrap();
-    assert!(!ndshm::list(None).unwrap().iter().any(|i| i.name.as_str() == t.shm()));
+    assert!(
+        !ndshm::list(None)
+            .unwrap()
+            .iter()
+            .any(|i| i.name.as_str() == t.shm())
+    );
 }
 
 #[test]
 fn invalid_arguments_are_named_errors() {
     let d = CreateOptions::default();
     let cases: Vec<(ndshm::Error, &str)> = vec![
-        (Array::create("a/b", &[1], Dtype::Uint8, &d).unwrap_err(), "'/'"),
-        (Array::create("", &[1], Dtype::Uint8, &d).unwrap_err(), "empty"),
-        (Array::create("ftp://x", &[1], Dtype::Uint8, &d).unwrap_err(), "scheme"),
-        (Array::create("x", &[-1], Dtype::Uint8, &d).unwrap_err(), "negative"),
-        (Array::create("x", &[1 << 40, 1 << 40], Dtype::Uint8, &d).unwrap_err(), "overflow"),
-        (Array::create("x", &[1; 33], Dtype::Uint8, &d).unwrap_err(), "ndim 33"),
+        (
+            Array::create("a/b", &[1], Dtype::Uint8, &d).unwrap_err(),
+            "'/'",
+        ),
+        (
+            Array::create("", &[1], Dtype::Uint8, &d).unwrap_err(),
+            "empty",
+        ),
+        (
+            Array::create("ftp://x", &[1], Dtype::Uint8, &d).unwrap_err(),
+            "scheme",
+        ),
+        (
+            Array::create("x", &[-1], Dtype::Uint8, &d).unwrap_err(),
+            "negative",
+        ),
+        (
+            Array::create("x", &[1 << 40, 1 << 40], Dtype::Uint8, &d).unwrap_err(),
+            "overflow",
+        ),
+        (
+            Array::create("x", &[1; 33], Dtype::Uint8, &d).unwrap_err(),
+            "ndim 33",
+        ),
         (Array::attach(&"x".repeat(300), &ro()).unwrap_err(), "255"),
     ];
     for (e, word) in cases {
@@ -332,7 +480,9 @@ fn invalid_arguments_are_named_errors() {
     }
     assert!(CreateOptions::from_flags(1 << 20).is_err());
     assert!(CreateOptions::from_flags(ndshm::flags::READONLY).is_err());
-    assert!(CreateOptions::from_flags(ndshm::flags::SHARE_ALL | ndshm::flags::SHARE_GROUP).is_err());
+    assert!(
+        CreateOptions::from_flags(ndshm::flags::SHARE_ALL | ndshm::flags::SHARE_GROUP).is_err()
+    );
     assert!(AttachOptions::from_flags(ndshm::flags::FORCE).is_err());
 }
 

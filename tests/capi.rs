@@ -14,12 +14,16 @@ use ndshm::ffi::list::*;
 
 fn last() -> String {
     // SAFETY: sa_last_error never returns NULL.
-    unsafe { CStr::from_ptr(sa_last_error()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(sa_last_error()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn status(c: i32) -> String {
     // SAFETY: static string.
-    unsafe { CStr::from_ptr(sa_status_str(c)) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(sa_status_str(c)) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn c(s: &str) -> CString {
@@ -29,7 +33,11 @@ fn c(s: &str) -> CString {
 #[track_caller]
 fn expect(rc: i32, code: i32, word: &str) {
     assert_eq!(status(rc), status(code), "message: {}", last());
-    assert!(last().contains(word), "{:?} should mention {word:?}", last());
+    assert!(
+        last().contains(word),
+        "{:?} should mention {word:?}",
+        last()
+    );
 }
 
 #[test]
@@ -40,7 +48,17 @@ fn create_attach_accessors() {
     let mut a: *mut sa_array = null_mut();
     // SAFETY: valid pointers as the C contract requires.
     unsafe {
-        assert_eq!(sa_create(name.as_ptr(), 2, shape.as_ptr(), SA_FLOAT64, SA_ORDER_F, &mut a), SA_OK);
+        assert_eq!(
+            sa_create(
+                name.as_ptr(),
+                2,
+                shape.as_ptr(),
+                SA_FLOAT64,
+                SA_ORDER_F,
+                &mut a
+            ),
+            SA_OK
+        );
         assert!(!a.is_null());
         assert_eq!(sa_ndim(a), 2);
         assert_eq!(std::slice::from_raw_parts(sa_shape(a), 2), &shape);
@@ -59,7 +77,11 @@ fn create_attach_accessors() {
         assert_eq!(sa_attach(name.as_ptr(), SA_READONLY, &mut b), SA_OK);
         assert_eq!(*(sa_data(b) as *const f64).add(11), 2.5);
         assert_eq!(sa_is_readonly(b), 1);
-        expect(sa_fill(b, (&v as *const f64).cast()), SA_ERR_READ_ONLY, "read-only");
+        expect(
+            sa_fill(b, (&v as *const f64).cast()),
+            SA_ERR_READ_ONLY,
+            "read-only",
+        );
         assert_eq!(sa_msync(b, SA_MS_SYNC), SA_OK);
         assert_eq!(sa_mlock(a), SA_OK);
         assert_eq!(sa_munlock(a), SA_OK);
@@ -80,25 +102,65 @@ fn null_pointers_are_invalid() {
     let mut d: sa_dtype = 0;
     // SAFETY: NULLs where the contract allows them to be checked.
     unsafe {
-        expect(sa_create(null(), 1, shape.as_ptr(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "`name` is NULL");
-        expect(sa_create(name.as_ptr(), 1, null(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "`shape` is NULL");
-        expect(sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 0, null_mut()), SA_ERR_INVALID, "`out` is NULL");
+        expect(
+            sa_create(null(), 1, shape.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "`name` is NULL",
+        );
+        expect(
+            sa_create(name.as_ptr(), 1, null(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "`shape` is NULL",
+        );
+        expect(
+            sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 0, null_mut()),
+            SA_ERR_INVALID,
+            "`out` is NULL",
+        );
         assert!(a.is_null(), "out untouched on failure");
         expect(sa_attach(null(), 0, &mut a), SA_ERR_INVALID, "`name`");
-        expect(sa_attach(name.as_ptr(), 0, null_mut()), SA_ERR_INVALID, "`out`");
-        expect(sa_attach_wait(name.as_ptr(), 0, 0, null_mut()), SA_ERR_INVALID, "`out`");
-        expect(sa_attach_checked(null(), 0, -1, null(), SA_DTYPE_ANY, &mut a), SA_ERR_INVALID, "`name`");
+        expect(
+            sa_attach(name.as_ptr(), 0, null_mut()),
+            SA_ERR_INVALID,
+            "`out`",
+        );
+        expect(
+            sa_attach_wait(name.as_ptr(), 0, 0, null_mut()),
+            SA_ERR_INVALID,
+            "`out`",
+        );
+        expect(
+            sa_attach_checked(null(), 0, -1, null(), SA_DTYPE_ANY, &mut a),
+            SA_ERR_INVALID,
+            "`name`",
+        );
         expect(sa_delete(null()), SA_ERR_INVALID, "`name`");
-        expect(sa_list(null(), null_mut(), &mut n), SA_ERR_INVALID, "`entries`");
-        expect(sa_list(null(), &mut e, null_mut()), SA_ERR_INVALID, "`count`");
+        expect(
+            sa_list(null(), null_mut(), &mut n),
+            SA_ERR_INVALID,
+            "`entries`",
+        );
+        expect(
+            sa_list(null(), &mut e, null_mut()),
+            SA_ERR_INVALID,
+            "`count`",
+        );
         expect(sa_info(null(), &mut e), SA_ERR_INVALID, "`name`");
         expect(sa_info(name.as_ptr(), null_mut()), SA_ERR_INVALID, "`out`");
-        expect(sa_fill(null_mut(), (&d as *const i32).cast()), SA_ERR_INVALID, "`arr`");
+        expect(
+            sa_fill(null_mut(), (&d as *const i32).cast()),
+            SA_ERR_INVALID,
+            "`arr`",
+        );
         expect(sa_msync(null_mut(), SA_MS_SYNC), SA_ERR_INVALID, "`arr`");
         expect(sa_mlock(null_mut()), SA_ERR_INVALID, "`arr`");
         expect(sa_munlock(null_mut()), SA_ERR_INVALID, "`arr`");
         expect(sa_dtype_from_str(null(), &mut d), SA_ERR_INVALID, "`str`");
-        expect(sa_dtype_from_str(c("f8").as_ptr(), null_mut()), SA_ERR_INVALID, "`out`");
+        expect(
+            sa_dtype_from_str(c("f8").as_ptr(), null_mut()),
+            SA_ERR_INVALID,
+            "`out`",
+        );
         // Accessors on NULL return a documented sentinel; release/free accept NULL.
         assert!(sa_data(null()).is_null());
         assert_eq!(sa_ndim(null()), -1);
@@ -113,7 +175,10 @@ fn null_pointers_are_invalid() {
         sa_list_free(null_mut(), 0);
         // A value pointer of NULL for fill.
         let mut h: *mut sa_array = null_mut();
-        assert_eq!(sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 0, &mut h), SA_OK);
+        assert_eq!(
+            sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 0, &mut h),
+            SA_OK
+        );
         expect(sa_fill(h, null()), SA_ERR_INVALID, "`value`");
         sa_release(h);
         assert_eq!(sa_delete(name.as_ptr()), SA_OK);
@@ -128,50 +193,158 @@ fn bad_values_are_invalid() {
     let mut a: *mut sa_array = null_mut();
     // SAFETY: valid pointers; only values are wrong.
     unsafe {
-        expect(sa_create(name.as_ptr(), -1, shape.as_ptr(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "ndim -1");
-        expect(sa_create(name.as_ptr(), 33, shape.as_ptr(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "ndim 33");
+        expect(
+            sa_create(name.as_ptr(), -1, shape.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "ndim -1",
+        );
+        expect(
+            sa_create(name.as_ptr(), 33, shape.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "ndim 33",
+        );
         let neg = [4i64, -2];
-        expect(sa_create(name.as_ptr(), 2, neg.as_ptr(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "negative");
+        expect(
+            sa_create(name.as_ptr(), 2, neg.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "negative",
+        );
         let big = [i64::MAX, 2];
-        expect(sa_create(name.as_ptr(), 2, big.as_ptr(), SA_UINT8, 0, &mut a), SA_ERR_INVALID, "overflow");
+        expect(
+            sa_create(name.as_ptr(), 2, big.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "overflow",
+        );
         let big = [1i64 << 61];
-        expect(sa_create(name.as_ptr(), 1, big.as_ptr(), SA_FLOAT64, 0, &mut a), SA_ERR_INVALID, "overflow");
-        expect(sa_create(name.as_ptr(), 1, shape.as_ptr(), 14, 0, &mut a), SA_ERR_INVALID, "unknown dtype code 14");
-        expect(sa_create(name.as_ptr(), 1, shape.as_ptr(), -5, 0, &mut a), SA_ERR_INVALID, "unknown dtype code -5");
-        expect(sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 1 << 30, &mut a), SA_ERR_INVALID, "unknown create flag");
-        expect(sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, SA_READONLY, &mut a), SA_ERR_INVALID, "unknown create flag");
-        expect(sa_attach(name.as_ptr(), SA_FORCE, &mut a), SA_ERR_INVALID, "unknown attach flag");
-        expect(sa_attach(c("nfs://x").as_ptr(), 0, &mut a), SA_ERR_INVALID, "unknown scheme");
-        expect(sa_attach(c("a/b").as_ptr(), 0, &mut a), SA_ERR_INVALID, "'/'");
-        expect(sa_attach(c("").as_ptr(), 0, &mut a), SA_ERR_INVALID, "empty");
+        expect(
+            sa_create(name.as_ptr(), 1, big.as_ptr(), SA_FLOAT64, 0, &mut a),
+            SA_ERR_INVALID,
+            "overflow",
+        );
+        expect(
+            sa_create(name.as_ptr(), 1, shape.as_ptr(), 14, 0, &mut a),
+            SA_ERR_INVALID,
+            "unknown dtype code 14",
+        );
+        expect(
+            sa_create(name.as_ptr(), 1, shape.as_ptr(), -5, 0, &mut a),
+            SA_ERR_INVALID,
+            "unknown dtype code -5",
+        );
+        expect(
+            sa_create(name.as_ptr(), 1, shape.as_ptr(), SA_UINT8, 1 << 30, &mut a),
+            SA_ERR_INVALID,
+            "unknown create flag",
+        );
+        expect(
+            sa_create(
+                name.as_ptr(),
+                1,
+                shape.as_ptr(),
+                SA_UINT8,
+                SA_READONLY,
+                &mut a,
+            ),
+            SA_ERR_INVALID,
+            "unknown create flag",
+        );
+        expect(
+            sa_attach(name.as_ptr(), SA_FORCE, &mut a),
+            SA_ERR_INVALID,
+            "unknown attach flag",
+        );
+        expect(
+            sa_attach(c("nfs://x").as_ptr(), 0, &mut a),
+            SA_ERR_INVALID,
+            "unknown scheme",
+        );
+        expect(
+            sa_attach(c("a/b").as_ptr(), 0, &mut a),
+            SA_ERR_INVALID,
+            "'/'",
+        );
+        expect(
+            sa_attach(c("").as_ptr(), 0, &mut a),
+            SA_ERR_INVALID,
+            "empty",
+        );
         let long = c(&"n".repeat(256));
         expect(sa_attach(long.as_ptr(), 0, &mut a), SA_ERR_INVALID, "255");
         let bad_utf8 = [0xffu8, 0xfe, 0];
-        expect(sa_attach(bad_utf8.as_ptr() as *const c_char, 0, &mut a), SA_ERR_INVALID, "UTF-8");
-        expect(sa_attach(name.as_ptr(), 0, &mut a), SA_ERR_NOT_FOUND, "no such array");
+        expect(
+            sa_attach(bad_utf8.as_ptr() as *const c_char, 0, &mut a),
+            SA_ERR_INVALID,
+            "UTF-8",
+        );
+        expect(
+            sa_attach(name.as_ptr(), 0, &mut a),
+            SA_ERR_NOT_FOUND,
+            "no such array",
+        );
         assert!(a.is_null());
 
         let one = [5i64];
-        assert_eq!(sa_create(name.as_ptr(), 1, one.as_ptr(), SA_INT32, 0, &mut a), SA_OK);
-        expect(sa_msync(a, SA_MS_SYNC | SA_MS_ASYNC), SA_ERR_INVALID, "msync flags");
+        assert_eq!(
+            sa_create(name.as_ptr(), 1, one.as_ptr(), SA_INT32, 0, &mut a),
+            SA_OK
+        );
+        expect(
+            sa_msync(a, SA_MS_SYNC | SA_MS_ASYNC),
+            SA_ERR_INVALID,
+            "msync flags",
+        );
         expect(sa_msync(a, 1 << 10), SA_ERR_INVALID, "msync flags");
         let mut b: *mut sa_array = null_mut();
-        expect(sa_create(name.as_ptr(), 1, one.as_ptr(), SA_INT32, 0, &mut b), SA_ERR_EXISTS, "already exists");
+        expect(
+            sa_create(name.as_ptr(), 1, one.as_ptr(), SA_INT32, 0, &mut b),
+            SA_ERR_EXISTS,
+            "already exists",
+        );
         // Checked attach.
         let want = [5i64];
-        assert_eq!(sa_attach_checked(name.as_ptr(), 0, 1, want.as_ptr(), SA_INT32, &mut b), SA_OK);
+        assert_eq!(
+            sa_attach_checked(name.as_ptr(), 0, 1, want.as_ptr(), SA_INT32, &mut b),
+            SA_OK
+        );
         sa_release(b);
-        assert_eq!(sa_attach_checked(name.as_ptr(), 0, 1, null(), SA_DTYPE_ANY, &mut b), SA_OK);
+        assert_eq!(
+            sa_attach_checked(name.as_ptr(), 0, 1, null(), SA_DTYPE_ANY, &mut b),
+            SA_OK
+        );
         sa_release(b);
         b = null_mut();
         let wrong = [6i64];
-        expect(sa_attach_checked(name.as_ptr(), 0, 1, wrong.as_ptr(), SA_INT32, &mut b), SA_ERR_MISMATCH, "expected shape [6]");
-        expect(sa_attach_checked(name.as_ptr(), 0, 2, null(), SA_INT32, &mut b), SA_ERR_MISMATCH, "found shape [5]");
-        expect(sa_attach_checked(name.as_ptr(), 0, -1, null(), SA_FLOAT32, &mut b), SA_ERR_MISMATCH, "dtype float32");
-        expect(sa_attach_checked(name.as_ptr(), 0, -1, want.as_ptr(), SA_INT32, &mut b), SA_ERR_INVALID, "ndim -1");
-        expect(sa_attach_checked(name.as_ptr(), 0, 1, want.as_ptr(), 99, &mut b), SA_ERR_INVALID, "dtype code 99");
+        expect(
+            sa_attach_checked(name.as_ptr(), 0, 1, wrong.as_ptr(), SA_INT32, &mut b),
+            SA_ERR_MISMATCH,
+            "expected shape [6]",
+        );
+        expect(
+            sa_attach_checked(name.as_ptr(), 0, 2, null(), SA_INT32, &mut b),
+            SA_ERR_MISMATCH,
+            "found shape [5]",
+        );
+        expect(
+            sa_attach_checked(name.as_ptr(), 0, -1, null(), SA_FLOAT32, &mut b),
+            SA_ERR_MISMATCH,
+            "dtype float32",
+        );
+        expect(
+            sa_attach_checked(name.as_ptr(), 0, -1, want.as_ptr(), SA_INT32, &mut b),
+            SA_ERR_INVALID,
+            "ndim -1",
+        );
+        expect(
+            sa_attach_checked(name.as_ptr(), 0, 1, want.as_ptr(), 99, &mut b),
+            SA_ERR_INVALID,
+            "dtype code 99",
+        );
         assert!(b.is_null());
-        expect(sa_attach_wait(c(&format!("{}-missing", t.shm())).as_ptr(), 0, 30, &mut b), SA_ERR_TIMEOUT, "timed out");
+        expect(
+            sa_attach_wait(c(&format!("{}-missing", t.shm())).as_ptr(), 0, 30, &mut b),
+            SA_ERR_TIMEOUT,
+            "timed out",
+        );
         sa_release(a);
         assert_eq!(sa_delete(name.as_ptr()), SA_OK);
         expect(sa_delete(name.as_ptr()), SA_ERR_NOT_FOUND, "no such array");
@@ -183,23 +356,52 @@ fn dtype_strings() {
     let mut d: sa_dtype = -1;
     // SAFETY: valid pointers.
     unsafe {
-        for (s, want) in [("<f8", SA_FLOAT64), ("float32", SA_FLOAT32), ("|u1", SA_UINT8), ("?", SA_BOOL), ("<c16", SA_COMPLEX128), ("<f2", SA_FLOAT16)] {
+        for (s, want) in [
+            ("<f8", SA_FLOAT64),
+            ("float32", SA_FLOAT32),
+            ("|u1", SA_UINT8),
+            ("?", SA_BOOL),
+            ("<c16", SA_COMPLEX128),
+            ("<f2", SA_FLOAT16),
+        ] {
             assert_eq!(sa_dtype_from_str(c(s).as_ptr(), &mut d), SA_OK, "{s}");
             assert_eq!(d, want);
-            assert_eq!(CStr::from_ptr(sa_dtype_str(d)).to_str().unwrap().is_empty(), false);
+            assert_eq!(
+                CStr::from_ptr(sa_dtype_str(d)).to_str().unwrap(),
+                ndshm::Dtype::from_code(d).unwrap().numpy_str()
+            );
         }
         d = 123;
-        expect(sa_dtype_from_str(c("O").as_ptr(), &mut d), SA_ERR_UNSUPPORTED, "\"O\"");
-        expect(sa_dtype_from_str(c("<U8").as_ptr(), &mut d), SA_ERR_UNSUPPORTED, "<U8");
-        expect(sa_dtype_from_str(c(">f8").as_ptr(), &mut d), SA_ERR_UNSUPPORTED, "byte order");
-        expect(sa_dtype_from_str(c("").as_ptr(), &mut d), SA_ERR_INVALID, "empty");
+        expect(
+            sa_dtype_from_str(c("O").as_ptr(), &mut d),
+            SA_ERR_UNSUPPORTED,
+            "\"O\"",
+        );
+        expect(
+            sa_dtype_from_str(c("<U8").as_ptr(), &mut d),
+            SA_ERR_UNSUPPORTED,
+            "<U8",
+        );
+        expect(
+            sa_dtype_from_str(c(">f8").as_ptr(), &mut d),
+            SA_ERR_UNSUPPORTED,
+            "byte order",
+        );
+        expect(
+            sa_dtype_from_str(c("").as_ptr(), &mut d),
+            SA_ERR_INVALID,
+            "empty",
+        );
         assert_eq!(d, 123, "out untouched on failure");
     }
     assert_eq!(status(SA_ERR_NO_SPACE), "SA_ERR_NO_SPACE");
     assert_eq!(status(SA_OK), "SA_OK");
     assert_eq!(status(12345), "SA_ERR_UNKNOWN");
     // SAFETY: static strings.
-    let v = unsafe { CStr::from_ptr(sa_version()) }.to_str().unwrap().to_string();
+    let v = unsafe { CStr::from_ptr(sa_version()) }
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
     assert_eq!(sa_format_version(), 1000);
 }
@@ -217,26 +419,46 @@ fn list_and_info_through_c() {
         let empty = c(dir.path.to_str().unwrap());
         assert_eq!(sa_list(empty.as_ptr(), &mut e, &mut n), SA_OK);
         assert_eq!((e.is_null(), n), (true, 0));
-        assert_eq!(sa_create(name.as_ptr(), 2, shape.as_ptr(), SA_UINT16, SA_SHARE_GROUP, &mut a), SA_OK);
+        assert_eq!(
+            sa_create(
+                name.as_ptr(),
+                2,
+                shape.as_ptr(),
+                SA_UINT16,
+                SA_SHARE_GROUP,
+                &mut a
+            ),
+            SA_OK
+        );
         assert_eq!(sa_list(empty.as_ptr(), &mut e, &mut n), SA_OK);
         assert_eq!(n, 1);
         let x = &*e;
         assert_eq!(CStr::from_ptr(x.name), name.as_c_str());
-        assert_eq!((x.backend, x.format, x.state), (SA_BACKEND_FILE, SA_FORMAT_V1, SA_STATE_READY));
-        assert_eq!((x.dtype, x.order, x.ndim), (SA_UINT16, SA_ORDER_C as i32, 2));
+        assert_eq!(
+            (x.backend, x.format, x.state),
+            (SA_BACKEND_FILE, SA_FORMAT_V1, SA_STATE_READY)
+        );
+        assert_eq!(
+            (x.dtype, x.order, x.ndim),
+            (SA_UINT16, SA_ORDER_C as i32, 2)
+        );
         assert_eq!(&x.shape[..3], &[2, 3, 0]);
         assert_eq!((x.nbytes, x.capacity), (12, 12));
         assert_eq!(x.file_size, 8192 + 12);
         assert_eq!(x.creator_pid, std::process::id() as i32);
         assert_eq!(x.creator_alive, 1);
         assert_eq!(x.mode, 0o660);
-        assert!(CStr::from_ptr(x.host.as_ptr()).to_bytes().len() > 0);
+        assert!(!CStr::from_ptr(x.host.as_ptr()).to_bytes().is_empty());
         sa_list_free(e, n);
         let mut i: *mut sa_list_entry = null_mut();
         assert_eq!(sa_info(name.as_ptr(), &mut i), SA_OK);
         assert_eq!((*i).nbytes, 12);
         sa_list_free(i, 1);
-        expect(sa_list(c("/nonexistent-dir-xyz").as_ptr(), &mut e, &mut n), SA_ERR_NOT_FOUND, "nonexistent-dir-xyz");
+        expect(
+            sa_list(c("/nonexistent-dir-xyz").as_ptr(), &mut e, &mut n),
+            SA_ERR_NOT_FOUND,
+            "nonexistent-dir-xyz",
+        );
         sa_release(a);
         assert_eq!(sa_delete(name.as_ptr()), SA_OK);
     }

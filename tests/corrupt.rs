@@ -35,7 +35,10 @@ fn attach_bytes(tag: &str, bytes: &[u8]) -> (ndshm::Error, bool) {
     let t = TempName::new(tag);
     std::fs::write(t.path(), bytes).unwrap();
     let e = Array::attach(&t.name, &ro()).expect_err("must not attach");
-    let listed = ndshm::list(None).unwrap().iter().any(|i| i.name.as_str() == t.shm());
+    let listed = ndshm::list(None)
+        .unwrap()
+        .iter()
+        .any(|i| i.name.as_str() == t.shm());
     // Attaching read-write and info must fail the same way.
     let e2 = Array::attach(&t.name, &AttachOptions::default()).unwrap_err();
     assert_eq!(e.kind(), e2.kind());
@@ -64,7 +67,11 @@ fn corrupt_segments_are_format_errors() {
         .collect();
     let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("random", random, "not an ndshm or SharedArray segment"),
-        ("text", b"hello, I am a text file\n".repeat(100), "not an ndshm"),
+        (
+            "text",
+            b"hello, I am a text file\n".repeat(100),
+            "not an ndshm",
+        ),
         ("short", b"NDSHMARR".to_vec(), "truncated"),
         ("truncated", good[..good.len() - 100].to_vec(), "truncated"),
         ("headeronly", good[..5000].to_vec(), "truncated"),
@@ -79,7 +86,12 @@ fn corrupt_segments_are_format_errors() {
     };
     edit("magic", &|b| b[0] = b'X', false, "not an ndshm");
     edit("checksum", &|b| b[off::SHAPE] ^= 0x01, false, "checksum");
-    edit("ndim1000", &|b| put(b, off::NDIM, &1000u32.to_ne_bytes()), true, "ndim 1000");
+    edit(
+        "ndim1000",
+        &|b| put(b, off::NDIM, &1000u32.to_ne_bytes()),
+        true,
+        "ndim 1000",
+    );
     edit(
         "bigshape",
         &|b| {
@@ -90,8 +102,18 @@ fn corrupt_segments_are_format_errors() {
         true,
         "truncated segment",
     );
-    edit("nbytes", &|b| put(b, off::NBYTES, &7u64.to_ne_bytes()), true, "does not match");
-    edit("negdim", &|b| put(b, off::SHAPE + 8, &(-16i64).to_ne_bytes()), true, "negative");
+    edit(
+        "nbytes",
+        &|b| put(b, off::NBYTES, &7u64.to_ne_bytes()),
+        true,
+        "does not match",
+    );
+    edit(
+        "negdim",
+        &|b| put(b, off::SHAPE + 8, &(-16i64).to_ne_bytes()),
+        true,
+        "negative",
+    );
     edit(
         "overflow",
         &|b| {
@@ -113,11 +135,36 @@ fn corrupt_segments_are_format_errors() {
         true,
         "truncated",
     );
-    edit("dtype", &|b| put(b, off::DTYPE, &77i32.to_ne_bytes()), true, "dtype code 77");
-    edit("itemsize", &|b| put(b, off::ITEMSIZE, &4u32.to_ne_bytes()), true, "item size");
-    edit("order", &|b| put(b, off::ORDER, &9u32.to_ne_bytes()), true, "order 9");
-    edit("major", &|b| put(b, off::MAJOR, &2u16.to_ne_bytes()), true, "newer");
-    edit("state", &|b| put(b, off::STATE, &77u32.to_ne_bytes()), false, "unknown header state");
+    edit(
+        "dtype",
+        &|b| put(b, off::DTYPE, &77i32.to_ne_bytes()),
+        true,
+        "dtype code 77",
+    );
+    edit(
+        "itemsize",
+        &|b| put(b, off::ITEMSIZE, &4u32.to_ne_bytes()),
+        true,
+        "item size",
+    );
+    edit(
+        "order",
+        &|b| put(b, off::ORDER, &9u32.to_ne_bytes()),
+        true,
+        "order 9",
+    );
+    edit(
+        "major",
+        &|b| put(b, off::MAJOR, &2u16.to_ne_bytes()),
+        true,
+        "newer",
+    );
+    edit(
+        "state",
+        &|b| put(b, off::STATE, &77u32.to_ne_bytes()),
+        false,
+        "unknown header state",
+    );
 
     for (tag, bytes, want) in cases {
         let (e, listed) = attach_bytes(tag, &bytes);
@@ -164,7 +211,14 @@ fn unwritten_segments_are_not_ready() {
 }
 
 /// SharedArray trailer of either layout, built by hand from the brief.
-fn sa_file(data: &[u8], maxdims: usize, typenum: i32, itemsize: i32, dims: &[i64], size: u64) -> Vec<u8> {
+fn sa_file(
+    data: &[u8],
+    maxdims: usize,
+    typenum: i32,
+    itemsize: i32,
+    dims: &[i64],
+    size: u64,
+) -> Vec<u8> {
     let mut f = data.to_vec();
     let mut t = vec![0u8; 36 + 8 * maxdims];
     t[..13].copy_from_slice(b"[SharedArray]");
@@ -184,17 +238,47 @@ fn hostile_sharedarray_trailers() {
     let data = vec![0u8; 48];
     let cases: Vec<(&str, Vec<u8>, ErrorKind, &str)> = vec![
         // The SharedArray bug: a trailer claiming 10^6 elements over a tiny file.
-        ("sahuge", sa_file(&data, 64, 12, 8, &[1_000_000], 8_000_000), ErrorKind::Format, "exceed"),
-        ("sasize", sa_file(&data, 64, 5, 4, &[3, 4], 40), ErrorKind::Format, "does not match"),
-        ("sandims", {
-            let mut f = sa_file(&data, 64, 5, 4, &[12], 48);
-            let at = f.len() - 548 + 32;
-            put(&mut f, at, &100_000i32.to_ne_bytes());
-            f
-        }, ErrorKind::Format, "ndims 100000"),
-        ("sandims40", sa_file(&data, 64, 5, 4, &[1; 40], 4), ErrorKind::Unsupported, "40 dimensions"),
-        ("saobject", sa_file(&data, 64, 17, 8, &[6], 48), ErrorKind::Unsupported, "type number 17"),
-        ("sanegative", sa_file(&data, 32, 5, 4, &[-12], 48), ErrorKind::Format, "negative"),
+        (
+            "sahuge",
+            sa_file(&data, 64, 12, 8, &[1_000_000], 8_000_000),
+            ErrorKind::Format,
+            "exceed",
+        ),
+        (
+            "sasize",
+            sa_file(&data, 64, 5, 4, &[3, 4], 40),
+            ErrorKind::Format,
+            "does not match",
+        ),
+        (
+            "sandims",
+            {
+                let mut f = sa_file(&data, 64, 5, 4, &[12], 48);
+                let at = f.len() - 548 + 32;
+                put(&mut f, at, &100_000i32.to_ne_bytes());
+                f
+            },
+            ErrorKind::Format,
+            "ndims 100000",
+        ),
+        (
+            "sandims40",
+            sa_file(&data, 64, 5, 4, &[1; 40], 4),
+            ErrorKind::Unsupported,
+            "40 dimensions",
+        ),
+        (
+            "saobject",
+            sa_file(&data, 64, 17, 8, &[6], 48),
+            ErrorKind::Unsupported,
+            "type number 17",
+        ),
+        (
+            "sanegative",
+            sa_file(&data, 32, 5, 4, &[-12], 48),
+            ErrorKind::Format,
+            "negative",
+        ),
     ];
     for (tag, bytes, kind, want) in cases {
         let (e, listed) = attach_bytes(tag, &bytes);
@@ -211,12 +295,21 @@ fn sharedarray_numpy1_and_numpy2_trailers_attach() {
         let t = TempName::new("sa");
         std::fs::write(t.path(), sa_file(&data, maxdims, 5, 4, &[3, 4], 48)).unwrap();
         let a = Array::attach(&t.name, &ro()).unwrap();
-        assert_eq!(a.format(), ndshm::SegmentFormat::SharedArray { maxdims: want });
+        assert_eq!(
+            a.format(),
+            ndshm::SegmentFormat::SharedArray { maxdims: want }
+        );
         assert_eq!((a.shape(), a.dtype()), (&[3, 4][..], Dtype::Int32));
         assert_eq!(a.as_slice::<i32>().unwrap()[11], 110);
         let l = ndshm::list(None).unwrap();
-        let e = l.iter().find(|i| i.name.as_str() == t.shm()).expect("listed");
-        assert_eq!(e.format, ndshm::SegmentFormat::SharedArray { maxdims: want });
+        let e = l
+            .iter()
+            .find(|i| i.name.as_str() == t.shm())
+            .expect("listed");
+        assert_eq!(
+            e.format,
+            ndshm::SegmentFormat::SharedArray { maxdims: want }
+        );
         Array::delete(&t.name).unwrap();
     }
     // int64 written as NPY_LONGLONG (9) by an LLP64 build is also int64.

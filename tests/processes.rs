@@ -27,23 +27,39 @@ fn c_examples_share_an_array() {
     let a = Array::attach(&t.shm(), &AttachOptions::default()).unwrap();
     let x = a.as_slice::<f64>().unwrap();
     assert_eq!(x[201], 1.001);
-    let want: f64 = (0..300).flat_map(|i| (0..200).map(move |j| i as f64 + j as f64 / 1000.0)).sum();
+    let want: f64 = (0..300)
+        .flat_map(|i| (0..200).map(move |j| i as f64 + j as f64 / 1000.0))
+        .sum();
     drop(a);
     let o = run(Command::new(&consumer).arg(t.shm()));
     assert_ok(&o, "consumer");
     let out = stdout(&o);
-    assert!(out.contains("dtype <f8, order C, shape (300, 200), 60000 elements"), "{out}");
-    assert!(out.contains(&format!("checksum (sum) {want:.6}")), "{out} want {want:.6}");
+    assert!(
+        out.contains("dtype <f8, order C, shape (300, 200), 60000 elements"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("checksum (sum) {want:.6}")),
+        "{out} want {want:.6}"
+    );
     let o = run(&mut Command::new(&list));
     assert_ok(&o, "list");
-    let line = stdout(&o).lines().find(|l| l.starts_with(&t.shm())).map(str::to_string);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with(&t.shm()))
+        .map(str::to_string);
     let line = line.unwrap_or_else(|| panic!("not listed:\n{}", stdout(&o)));
-    assert!(line.contains("ndshm-v1") && line.contains("300x200") && line.contains("480000"), "{line}");
+    assert!(
+        line.contains("ndshm-v1") && line.contains("300x200") && line.contains("480000"),
+        "{line}"
+    );
     assert!(line.contains("(dead)"), "the producer has exited: {line}");
     let o = run(Command::new(&consumer).args([&t.shm(), "--delete"]));
     assert_ok(&o, "consumer --delete");
     assert_eq!(
-        Array::attach(&t.shm(), &AttachOptions::default()).unwrap_err().kind(),
+        Array::attach(&t.shm(), &AttachOptions::default())
+            .unwrap_err()
+            .kind(),
         ErrorKind::NotFound
     );
 }
@@ -52,7 +68,10 @@ fn c_examples_share_an_array() {
 fn c_creates_rust_reads_and_replies() {
     let t = TempName::new("reply");
     let tool = tool();
-    assert_ok(&run(Command::new(&tool).args(["create", &t.shm(), "50", "40"])), "create");
+    assert_ok(
+        &run(Command::new(&tool).args(["create", &t.shm(), "50", "40"])),
+        "create",
+    );
     let mut a = Array::attach(&t.shm(), &AttachOptions::default()).unwrap();
     let x = a.as_mut_slice::<i64>().unwrap();
     assert!(x.iter().enumerate().all(|(k, &v)| v == k as i64 + 1));
@@ -62,7 +81,13 @@ fn c_creates_rust_reads_and_replies() {
     assert_ok(&o, "verify");
     assert_eq!(stdout(&o).trim(), "verified 2000");
     let a = Array::attach(&t.shm(), &AttachOptions::default()).unwrap();
-    assert!(a.as_slice::<i64>().unwrap().iter().enumerate().all(|(k, &v)| v == -(k as i64 + 1)));
+    assert!(
+        a.as_slice::<i64>()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .all(|(k, &v)| v == -(k as i64 + 1))
+    );
     Array::delete(&t.shm()).unwrap();
 }
 
@@ -128,7 +153,9 @@ fn creator_killed_mid_initialisation() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "starting");
     std::thread::sleep(Duration::from_millis(20));
     child.kill().unwrap();
@@ -139,7 +166,10 @@ fn creator_killed_mid_initialisation() {
     }
     match Array::attach(&t.shm(), &AttachOptions::default()) {
         Ok(a) => {
-            eprintln!("the creator finished before the kill ({} bytes); inconclusive", a.nbytes());
+            eprintln!(
+                "the creator finished before the kill ({} bytes); inconclusive",
+                a.nbytes()
+            );
         }
         Err(e) => {
             assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
@@ -148,9 +178,16 @@ fn creator_killed_mid_initialisation() {
             assert_eq!(i.state, State::Initialising);
             assert_eq!(i.creator_alive, Some(false));
             let l = ndshm::list(None).unwrap();
-            let e = l.iter().find(|i| i.name.as_str() == t.shm()).expect("listed");
+            let e = l
+                .iter()
+                .find(|i| i.name.as_str() == t.shm())
+                .expect("listed");
             assert_eq!(e.state, State::Initialising);
-            let w = Array::attach_wait(&t.shm(), &AttachOptions::default(), Duration::from_millis(50));
+            let w = Array::attach_wait(
+                &t.shm(),
+                &AttachOptions::default(),
+                Duration::from_millis(50),
+            );
             assert_eq!(w.unwrap_err().kind(), ErrorKind::Timeout);
             let o = run(Command::new(&tool).args(["status", &t.shm()]));
             assert!(stdout(&o).starts_with("SA_ERR_NOT_READY"), "{}", stdout(&o));
@@ -163,13 +200,22 @@ fn creator_killed_mid_initialisation() {
 #[test]
 fn mlock_beyond_rlimit_names_the_limit() {
     let t = TempName::new("mlim");
-    let _a = Array::create(&t.shm(), &[1 << 20], Dtype::Uint8, &CreateOptions::default()).unwrap();
+    let _a = Array::create(
+        &t.shm(),
+        &[1 << 20],
+        Dtype::Uint8,
+        &CreateOptions::default(),
+    )
+    .unwrap();
     let mut cmd = Command::new(tool());
     cmd.args(["mlock", &t.shm()]);
     // SAFETY: only async-signal-safe syscalls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
-            let lim = libc::rlimit { rlim_cur: 64 << 10, rlim_max: 64 << 10 };
+            let lim = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: 64 << 10,
+            };
             if libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -199,13 +245,18 @@ fn ndshm_dir_redirects_shm_names() {
         let dir = TempDir::new("redir");
         let t = TempName::new("redir");
         let env = |c: &mut Command| {
-            c.env_remove("NDSHM_DIR").env_remove("JOB_SHMTMPDIR").env(var, &dir.path);
+            c.env_remove("NDSHM_DIR")
+                .env_remove("JOB_SHMTMPDIR")
+                .env(var, &dir.path);
         };
         let mut c = Command::new(&tool);
         c.args(["create", &t.shm(), "4", "4"]);
         env(&mut c);
         assert_ok(&run(&mut c), "create");
-        assert!(dir.path.join(&t.name).exists(), "{var}: created in the directory");
+        assert!(
+            dir.path.join(&t.name).exists(),
+            "{var}: created in the directory"
+        );
         assert!(!t.path().exists(), "{var}: not in /dev/shm");
         let mut c = Command::new(&tool);
         c.args(["verify", &t.name]);
@@ -215,10 +266,16 @@ fn ndshm_dir_redirects_shm_names() {
         env(&mut c);
         let o = run(&mut c);
         assert_ok(&o, "list");
-        assert!(stdout(&o).lines().any(|l| l.starts_with(&t.shm())), "{}", stdout(&o));
+        assert!(
+            stdout(&o).lines().any(|l| l.starts_with(&t.shm())),
+            "{}",
+            stdout(&o)
+        );
         // Without the variable the name is not found in /dev/shm.
         let mut c = Command::new(&tool);
-        c.args(["status", &t.shm()]).env_remove("NDSHM_DIR").env_remove("JOB_SHMTMPDIR");
+        c.args(["status", &t.shm()])
+            .env_remove("NDSHM_DIR")
+            .env_remove("JOB_SHMTMPDIR");
         assert!(stdout(&run(&mut c)).starts_with("SA_ERR_NOT_FOUND"));
     }
 }

@@ -513,7 +513,10 @@ mod tests {
         assert_eq!(SA_SHARE_ALL, flags::SHARE_ALL);
         assert_eq!(SA_FORMAT_SHAREDARRAY, flags::FORMAT_SHAREDARRAY);
         assert_eq!(SA_READONLY, flags::READONLY);
-        assert_eq!((SA_MS_ASYNC, SA_MS_INVALIDATE, SA_MS_SYNC), (ms::ASYNC, ms::INVALIDATE, ms::SYNC));
+        assert_eq!(
+            (SA_MS_ASYNC, SA_MS_INVALIDATE, SA_MS_SYNC),
+            (ms::ASYNC, ms::INVALIDATE, ms::SYNC)
+        );
         assert_eq!(SA_ORDER_C as i32, Order::C as i32);
         assert_eq!(SA_ORDER_F as i32, Order::F as i32);
     }

@@ -132,8 +132,20 @@ mod tests {
     #[test]
     fn codes_match_core() {
         let c = [
-            SA_BOOL, SA_INT8, SA_UINT8, SA_INT16, SA_UINT16, SA_INT32, SA_UINT32, SA_INT64,
-            SA_UINT64, SA_FLOAT16, SA_FLOAT32, SA_FLOAT64, SA_COMPLEX64, SA_COMPLEX128,
+            SA_BOOL,
+            SA_INT8,
+            SA_UINT8,
+            SA_INT16,
+            SA_UINT16,
+            SA_INT32,
+            SA_UINT32,
+            SA_INT64,
+            SA_UINT64,
+            SA_FLOAT16,
+            SA_FLOAT32,
+            SA_FLOAT64,
+            SA_COMPLEX64,
+            SA_COMPLEX128,
         ];
         for (code, d) in c.iter().zip(crate::dtype::ALL_DTYPES) {
             assert_eq!(*code, d.code());

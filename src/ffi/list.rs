@@ -8,7 +8,9 @@ use super::dtype::sa_dtype;
 use super::{guard, guard_value, null_arg, str_arg, write_out};
 use crate::list::{Info, State};
 
-const _: () = assert!(SA_STATE_INITIALISING == State::Initialising as i32 && SA_STATE_READY == State::Ready as i32);
+const _: () = assert!(
+    SA_STATE_INITIALISING == State::Initialising as i32 && SA_STATE_READY == State::Ready as i32
+);
 use crate::name::Backend;
 
 /// List entry backend: POSIX shared memory.

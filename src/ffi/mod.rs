@@ -131,8 +131,19 @@ mod tests {
     fn every_kind_has_a_distinct_code() {
         use ErrorKind::*;
         let kinds = [
-            Invalid, NotFound, Exists, Format, Mismatch, NoSpace, Permission, NotReady,
-            Timeout, OwnerDied, ReadOnly, Unsupported, Io,
+            Invalid,
+            NotFound,
+            Exists,
+            Format,
+            Mismatch,
+            NoSpace,
+            Permission,
+            NotReady,
+            Timeout,
+            OwnerDied,
+            ReadOnly,
+            Unsupported,
+            Io,
         ];
         let mut codes: Vec<c_int> = kinds.iter().map(|&k| status_of(k)).collect();
         codes.push(SA_ERR_PANIC);
@@ -143,7 +154,9 @@ mod tests {
         for c in codes {
             assert!(c < 0);
             // SAFETY: sa_status_str returns a static NUL-terminated string.
-            let s = unsafe { CStr::from_ptr(sa_status_str(c)) }.to_str().unwrap();
+            let s = unsafe { CStr::from_ptr(sa_status_str(c)) }
+                .to_str()
+                .unwrap();
             assert!(s.starts_with("SA_ERR_"), "{s}");
         }
     }

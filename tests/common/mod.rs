@@ -79,13 +79,22 @@ pub fn built_cdylib() -> PathBuf {
     LIB.get_or_init(|| {
         let release = lib_dir().file_name().is_some_and(|n| n == "release");
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--lib", "--message-format=json-render-diagnostics", "--manifest-path"])
-            .arg(root().join("Cargo.toml"));
+        cmd.args([
+            "build",
+            "--lib",
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(root().join("Cargo.toml"));
         if release {
             cmd.arg("--release");
         }
         let o = cmd.output().expect("cargo runs");
-        assert!(o.status.success(), "cargo build --lib failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "cargo build --lib failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let out = String::from_utf8_lossy(&o.stdout);
         // The compiler-artifact message of our lib lists the .so among its filenames.
         let so = out
@@ -176,7 +185,10 @@ pub fn c_program_cached(rel: &str) -> PathBuf {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut m = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut m = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(p) = m.get(rel) {
         return p.clone();
     }
@@ -198,7 +210,8 @@ fn c_program_uncached(rel: &str) -> PathBuf {
 
 /// Runs a command, returning its output; panics with both streams if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 pub fn stdout(o: &Output) -> String {
