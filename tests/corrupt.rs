@@ -317,3 +317,59 @@ fn sharedarray_numpy1_and_numpy2_trailers_attach() {
     std::fs::write(t.path(), sa_file(&[0u8; 16], 64, 9, 8, &[2], 16)).unwrap();
     assert_eq!(Array::attach(&t.name, &ro()).unwrap().dtype(), Dtype::Int64);
 }
+
+/// Random mutations of a valid segment (header bytes, sizes, the file length), with
+/// and without a recomputed checksum: attach, info and list must return an error or a
+/// consistent array, never crash or read outside the file.
+#[test]
+fn random_mutations_never_crash() {
+    let good = valid_segment(&[8, 8]);
+    let t = TempName::new("mut");
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut ok, mut failed) = (0, 0);
+    for round in 0..400 {
+        let mut b = good.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % 1100) as usize;
+            b[at] = next() as u8;
+        }
+        if round % 7 == 0 {
+            b.truncate((next() % good.len() as u64) as usize);
+        }
+        if round % 2 == 0 && b.len() >= 1024 {
+            fix_crc(&mut b);
+        }
+        std::fs::write(t.path(), &b).unwrap();
+        match Array::attach(&t.name, &ro()) {
+            Ok(a) => {
+                ok += 1;
+                // Whatever attached must lie within the file.
+                assert!(a.geometry().data_offset + a.geometry().capacity <= b.len() as u64);
+                // SAFETY: nbytes bytes are mapped at as_ptr for the life of `a`.
+                let bytes = unsafe { std::slice::from_raw_parts(a.as_ptr(), a.nbytes()) };
+                std::hint::black_box(bytes.iter().map(|&x| x as u64).sum::<u64>());
+            }
+            Err(e) => {
+                failed += 1;
+                assert!(
+                    matches!(
+                        e.kind(),
+                        ErrorKind::Format | ErrorKind::NotReady | ErrorKind::Unsupported
+                    ),
+                    "round {round}: {e}"
+                );
+            }
+        }
+        let _ = ndshm::info(&t.name);
+    }
+    assert!(
+        failed > 100,
+        "mutations must mostly be caught ({ok} attached)"
+    );
+}
