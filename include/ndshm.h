@@ -438,6 +438,22 @@ int sa_attach_checked(const char *name,
                       struct sa_array **out);
 
 /**
+ * The general attach: waits up to `timeout_ms` as `sa_attach_wait` does (0: try once;
+ * negative: no limit), then checks `ndim`, `shape` and `dtype` as `sa_attach_checked`
+ * does. The other attach functions are special cases of this one.
+ *
+ * # Safety
+ * As `sa_attach_checked`.
+ */
+int sa_attach_ex(const char *name,
+                 uint32_t flags,
+                 int64_t timeout_ms,
+                 int32_t ndim,
+                 const int64_t *shape,
+                 sa_dtype dtype,
+                 struct sa_array **out);
+
+/**
  * Unmaps the array and frees the handle. Never deletes the array. NULL is a no-op.
  *
  * # Safety
@@ -764,6 +780,22 @@ int sa_attach_checked(const char *name,
                       const int64_t *shape,
                       sa_dtype dtype,
                       struct sa_array **out);
+
+/**
+ * The general attach: waits up to `timeout_ms` as `sa_attach_wait` does (0: try once;
+ * negative: no limit), then checks `ndim`, `shape` and `dtype` as `sa_attach_checked`
+ * does. The other attach functions are special cases of this one.
+ *
+ * # Safety
+ * As `sa_attach_checked`.
+ */
+int sa_attach_ex(const char *name,
+                 uint32_t flags,
+                 int64_t timeout_ms,
+                 int32_t ndim,
+                 const int64_t *shape,
+                 sa_dtype dtype,
+                 struct sa_array **out);
 
 /**
  * Unmaps the array and frees the handle. Never deletes the array. NULL is a no-op.

@@ -346,6 +346,22 @@ impl Array {
         Ok(a)
     }
 
+    /// Attaches with everything at once: waits up to `timeout` when given (see
+    /// [`Array::attach_wait`]), then checks against `expect` (see [`Array::attach_checked`]).
+    pub fn attach_with(
+        name: &str,
+        opts: &AttachOptions,
+        timeout: Option<Duration>,
+        expect: &Expect,
+    ) -> Result<Array> {
+        let a = match timeout {
+            Some(t) => Array::attach_wait(name, opts, t)?,
+            None => Array::attach(name, opts)?,
+        };
+        a.check(expect)?;
+        Ok(a)
+    }
+
     /// Checks this array against `expect`.
     pub fn check(&self, expect: &Expect) -> Result<()> {
         let g = &self.geometry;

@@ -193,11 +193,7 @@ pub unsafe extern "C" fn sa_attach_wait(
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
         let opts = AttachOptions::from_flags(flags)?;
-        let timeout = if timeout_ms < 0 {
-            Duration::from_secs(u64::MAX / 4)
-        } else {
-            Duration::from_millis(timeout_ms as u64)
-        };
+        let timeout = timeout_arg(timeout_ms).unwrap_or(Duration::ZERO);
         let a = Array::attach_wait(name, &opts, timeout)?;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(out, into_handle(a)) };
@@ -216,6 +212,26 @@ pub unsafe extern "C" fn sa_attach_wait(
 pub unsafe extern "C" fn sa_attach_checked(
     name: *const c_char,
     flags: u32,
+    ndim: i32,
+    shape: *const i64,
+    dtype: sa_dtype,
+    out: *mut *mut sa_array,
+) -> c_int {
+    // SAFETY: same contract; timeout 0 means no waiting.
+    unsafe { sa_attach_ex(name, flags, 0, ndim, shape, dtype, out) }
+}
+
+/// The general attach: waits up to `timeout_ms` as `sa_attach_wait` does (0: try once;
+/// negative: no limit), then checks `ndim`, `shape` and `dtype` as `sa_attach_checked`
+/// does. The other attach functions are special cases of this one.
+///
+/// # Safety
+/// As `sa_attach_checked`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_attach_ex(
+    name: *const c_char,
+    flags: u32,
+    timeout_ms: i64,
     ndim: i32,
     shape: *const i64,
     dtype: sa_dtype,
@@ -246,11 +262,21 @@ pub unsafe extern "C" fn sa_attach_checked(
             dtype,
             order: None,
         };
-        let a = Array::attach_checked(name, &opts, &expect)?;
+        let timeout = timeout_arg(timeout_ms);
+        let a = Array::attach_with(name, &opts, timeout, &expect)?;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(out, into_handle(a)) };
         Ok(())
     })
+}
+
+/// 0: no waiting; negative: no limit; else milliseconds.
+fn timeout_arg(ms: i64) -> Option<Duration> {
+    match ms {
+        0 => None,
+        m if m < 0 => Some(Duration::from_secs(u64::MAX / 4)),
+        m => Some(Duration::from_millis(m as u64)),
+    }
 }
 
 /// Unmaps the array and frees the handle. Never deletes the array. NULL is a no-op.
