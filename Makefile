@@ -5,7 +5,7 @@ CFLAGS ?= -O2 -std=c11 -Wall -Wextra -Werror
 BUILD := build
 REL := target/release
 
-.PHONY: all lib examples demo test check clean
+.PHONY: all lib examples demo test check clean python-deps
 
 all: examples
 
@@ -26,10 +26,19 @@ examples: lib
 demo: examples
 	@bash scripts/demo.sh $(BUILD)
 
-# Every test: Rust unit and integration tests, which also compile and run the C
-# programs as separate processes against include/ndshm.h and the built library.
-test:
+PYTHON ?= python3
+
+# Every test: Rust unit and integration tests (which also compile and run the C
+# programs as separate processes against include/ndshm.h and the built library), then
+# the Python binding's tests against the freshly built release library.
+test: lib python-deps
 	$(CARGO) test
+	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q bindings/python/tests
+
+# numpy and pytest for the binding's tests; SharedArray for the compatibility tests.
+python-deps:
+	@$(PYTHON) -c "import numpy, pytest, SharedArray" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q numpy pytest SharedArray
 
 # What a reviewer runs first.
 check: test
