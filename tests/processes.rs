@@ -279,3 +279,66 @@ fn ndshm_dir_redirects_shm_names() {
         assert!(stdout(&run(&mut c)).starts_with("SA_ERR_NOT_FOUND"));
     }
 }
+
+/// The C examples built with AddressSanitizer and UndefinedBehaviorSanitizer (checked
+/// to be really linked), then run under valgrind: no memory error on the C side of the
+/// API, including list and free.
+#[test]
+fn c_examples_under_sanitizers_and_valgrind() {
+    let t = TempName::new("asan");
+    let flags = [
+        "-fsanitize=address,undefined",
+        "-fno-omit-frame-pointer",
+        "-fno-sanitize-recover=all",
+    ];
+    let root = common::root();
+    let producer = common::compile_c(
+        &[&root.join("examples-c/producer.c")],
+        "producer-asan",
+        &flags,
+    );
+    let consumer = common::compile_c(
+        &[&root.join("examples-c/consumer.c")],
+        "consumer-asan",
+        &flags,
+    );
+    let list = common::compile_c(&[&root.join("examples-c/list.c")], "list-asan", &flags);
+    for exe in [&producer, &consumer, &list] {
+        let bytes = std::fs::read(exe).unwrap();
+        assert!(
+            bytes.windows(11).any(|w| w == b"__asan_init"),
+            "{} is not linked with ASan",
+            exe.display()
+        );
+    }
+    // ASan's leak checker would also report the Rust runtime's one-time allocations.
+    let env = [
+        ("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1"),
+        ("UBSAN_OPTIONS", "halt_on_error=1"),
+    ];
+    let o = run(Command::new(&producer)
+        .args([&t.shm(), "64", "32"])
+        .envs(env));
+    assert_ok(&o, "producer (ASan)");
+    let o = run(Command::new(&list).envs(env));
+    assert_ok(&o, "list (ASan)");
+    let o = run(Command::new(&consumer).arg(t.shm()).envs(env));
+    assert_ok(&o, "consumer (ASan)");
+
+    let valgrind = Command::new("valgrind").arg("--version").output();
+    if valgrind.map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("SKIPPED valgrind part: valgrind is not installed");
+    } else {
+        for (exe, args) in [
+            (c_program("examples-c/consumer.c"), vec![t.shm()]),
+            (c_program("examples-c/list.c"), vec![]),
+        ] {
+            let o = run(Command::new("valgrind")
+                .args(["-q", "--error-exitcode=99", "--leak-check=no"])
+                .arg(&exe)
+                .args(&args));
+            assert_ok(&o, &format!("valgrind {}", exe.display()));
+        }
+    }
+    Array::delete(&t.shm()).unwrap();
+}
