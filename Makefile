@@ -4,8 +4,16 @@ CC ?= cc
 CFLAGS ?= -O2 -std=c11 -Wall -Wextra -Werror
 BUILD := build
 REL := target/release
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR := $(word 1,$(subst ., ,$(VERSION)))
+MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# The ABI version in the SONAME: 0.MINOR while the major is 0 (as build.rs sets it).
+ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
+SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib examples demo test check clean python-deps
+.PHONY: all lib examples demo test check clean python-deps install
 
 all: examples
 
@@ -44,6 +52,24 @@ python-deps:
 check: test
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Install for C, C++ and Fortran users: libndshm.so.$(VERSION) with its SONAME and
+# development links, libndshm.a, the headers, a pkg-config file and a CMake package
+# (all relocatable), and the Fortran module's source.
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/ndshm \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/ndshm/fortran
+	install -m 755 $(REL)/libndshm.so $(DESTDIR)$(PREFIX)/lib/libndshm.so.$(VERSION)
+	ln -sf libndshm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libndshm.so
+	install -m 644 $(REL)/libndshm.a $(DESTDIR)$(PREFIX)/lib/libndshm.a
+	install -m 644 include/ndshm.h include/ndshm.hpp $(DESTDIR)$(PREFIX)/include/
+	install -m 644 bindings/fortran/ndshm.f90 $(DESTDIR)$(PREFIX)/share/ndshm/fortran/
+	sed 's/@VERSION@/$(VERSION)/' pkg/ndshm.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/ndshm.pc
+	sed 's/@VERSION@/$(VERSION)/; s/@SONAME@/$(SONAME)/' pkg/ndshmConfig.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/ndshm/ndshmConfig.cmake
+	sed 's/@VERSION@/$(VERSION)/; s/@MAJOR@/$(MAJOR)/g; s/@MINOR@/$(MINOR)/g' pkg/ndshmConfigVersion.cmake.in \
+	  > $(DESTDIR)$(PREFIX)/lib/cmake/ndshm/ndshmConfigVersion.cmake
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,138 @@
+// ndshm.hpp: header-only C++ wrapper over the ndshm C API (ndshm.h).
+//
+//   ndshm::Array a = ndshm::Array::create("shm://sim-out", {1000, 1000}, SA_FLOAT64);
+//   double *x = a.data<double>();            // checks the dtype
+//   ndshm::Array b = ndshm::Array::attach("shm://sim-out", SA_READONLY);
+//   ndshm::remove("shm://sim-out");          // b stays valid
+//
+// RAII: the handle is released (unmapped, never deleted) by the destructor; Array is
+// movable, not copyable. Failures throw ndshm::Error carrying the status and the
+// library's message. With C++20, span<T>() gives a std::span over the elements.
+#ifndef NDSHM_HPP
+#define NDSHM_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if __cplusplus >= 202002L
+#include <span>
+#endif
+
+#include "ndshm.h"
+
+namespace ndshm {
+
+/// A failed ndshm call: status() is the SA_ERR_* code, what() the library's message.
+class Error : public std::runtime_error {
+  public:
+    Error(int status, const std::string &msg) : std::runtime_error(msg), status_(status) {}
+    int status() const noexcept { return status_; }
+
+  private:
+    int status_;
+};
+
+inline void check(int status) {
+    if (status != SA_OK) throw Error(status, std::string(sa_status_str(status)) + ": " + sa_last_error());
+}
+
+/// The dtype code for a C++ element type.
+template <class T> constexpr sa_dtype dtype_of() {
+    static_assert(!std::is_same<T, T>::value, "no ndshm dtype for this type");
+    return SA_DTYPE_ANY;
+}
+#define NDSHM_DTYPE(T, code) \
+    template <> constexpr sa_dtype dtype_of<T>() { return code; }
+NDSHM_DTYPE(int8_t, SA_INT8)
+NDSHM_DTYPE(uint8_t, SA_UINT8)
+NDSHM_DTYPE(int16_t, SA_INT16)
+NDSHM_DTYPE(uint16_t, SA_UINT16)
+NDSHM_DTYPE(int32_t, SA_INT32)
+NDSHM_DTYPE(uint32_t, SA_UINT32)
+NDSHM_DTYPE(int64_t, SA_INT64)
+NDSHM_DTYPE(uint64_t, SA_UINT64)
+NDSHM_DTYPE(float, SA_FLOAT32)
+NDSHM_DTYPE(double, SA_FLOAT64)
+#undef NDSHM_DTYPE
+
+class Array {
+  public:
+    /// sa_create: zero-filled, memory reserved unless SA_SPARSE.
+    static Array create(const std::string &name, std::vector<int64_t> shape, sa_dtype dtype,
+                        uint32_t flags = 0) {
+        sa_array *h = nullptr;
+        check(sa_create(name.c_str(), static_cast<int32_t>(shape.size()), shape.data(), dtype, flags, &h));
+        return Array(h);
+    }
+    /// sa_attach_ex: timeout_ms 0 tries once; expect a shape/dtype or leave them empty/any.
+    static Array attach(const std::string &name, uint32_t flags = 0, int64_t timeout_ms = 0,
+                        const std::vector<int64_t> *expect_shape = nullptr,
+                        sa_dtype expect_dtype = SA_DTYPE_ANY) {
+        sa_array *h = nullptr;
+        int32_t ndim = expect_shape ? static_cast<int32_t>(expect_shape->size()) : -1;
+        check(sa_attach_ex(name.c_str(), flags, timeout_ms, ndim,
+                           expect_shape ? expect_shape->data() : nullptr, expect_dtype, &h));
+        return Array(h);
+    }
+
+    Array(Array &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+    Array &operator=(Array &&o) noexcept {
+        if (this != &o) {
+            sa_release(h_);
+            h_ = std::exchange(o.h_, nullptr);
+        }
+        return *this;
+    }
+    Array(const Array &) = delete;
+    Array &operator=(const Array &) = delete;
+    ~Array() { sa_release(h_); }
+
+    std::string name() const { return sa_name(h_); }
+    sa_dtype dtype() const { return sa_get_dtype(h_); }
+    int32_t ndim() const { return sa_ndim(h_); }
+    std::vector<int64_t> shape() const {
+        const int64_t *s = sa_shape(h_);
+        return std::vector<int64_t>(s, s + ndim());
+    }
+    bool fortran_order() const { return sa_order(h_) == SA_ORDER_F; }
+    bool readonly() const { return sa_is_readonly(h_) == 1; }
+    size_t nbytes() const { return sa_nbytes(h_); }
+    size_t size() const { return sa_nbytes(h_) / sa_itemsize(h_); }
+    void *raw() const { return sa_data(h_); }
+    sa_array *handle() const { return h_; }
+
+    /// Typed pointer; throws Error(SA_ERR_MISMATCH) when T is not the array's dtype.
+    template <class T> T *data() const {
+        if (dtype_of<T>() != dtype())
+            throw Error(SA_ERR_MISMATCH, name() + ": the array holds " + sa_dtype_str(dtype()) +
+                                             ", not " + sa_dtype_str(dtype_of<T>()));
+        return static_cast<T *>(raw());
+    }
+#if __cplusplus >= 202002L
+    template <class T> std::span<T> span() const { return std::span<T>(data<T>(), size()); }
+#endif
+    template <class T> void fill(T value) {
+        (void)data<T>();
+        check(sa_fill(h_, &value));
+    }
+    void msync(int32_t flags = SA_MS_SYNC) { check(sa_msync(h_, flags)); }
+    void mlock() { check(sa_mlock(h_)); }
+    void munlock() { check(sa_munlock(h_)); }
+
+  private:
+    explicit Array(sa_array *h) : h_(h) {}
+    sa_array *h_;
+};
+
+/// sa_delete: removes the name; existing mappings stay valid.
+inline void remove(const std::string &name) { check(sa_delete(name.c_str())); }
+
+} // namespace ndshm
+
+#endif // NDSHM_HPP
