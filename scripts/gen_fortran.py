@@ -189,15 +189,15 @@ contains
     character(:), allocatable :: s
     character(kind=c_char), pointer :: chars(:)
     integer :: n
-    s = ""
-    if (.not. c_associated(p)) return
-    call c_f_pointer(p, chars, [65536])
     n = 0
-    do while (chars(n + 1) /= c_null_char)
-      n = n + 1
-    end do
+    if (c_associated(p)) then
+      call c_f_pointer(p, chars, [65536])
+      do while (chars(n + 1) /= c_null_char)
+        n = n + 1
+      end do
+    end if
     allocate(character(n) :: s)
-    s = transfer(chars(1:n), s)
+    if (n > 0) s = transfer(chars(1:n), s)
   end function
 
   !> The message of the last failed call on this thread.
