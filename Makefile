@@ -31,17 +31,27 @@ examples: lib
 	    -Wl,-rpath,$(abspath $(BUILD)/lib) -o $(BUILD)/$$p || exit 1; \
 	done
 
-demo: examples
-	@bash scripts/demo.sh $(BUILD)
+	@if command -v gfortran >/dev/null; then \
+	  gfortran -O2 -J$(BUILD) -c bindings/fortran/ndshm.f90 -o $(BUILD)/ndshm_f.o && \
+	  gfortran -O2 -I$(BUILD) bindings/fortran/example.f90 $(BUILD)/ndshm_f.o -L$(BUILD)/lib -lndshm \
+	    -Wl,-rpath,$(abspath $(BUILD)/lib) -o $(BUILD)/fortran_example; \
+	else rm -f $(BUILD)/fortran_example; fi
+
+demo: examples python-deps
+	@NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so PYTHONPATH=$(abspath bindings/python) \
+	  bash scripts/demo.sh $(BUILD)
 
 PYTHON ?= python3
 
 # Every test: Rust unit and integration tests (which also compile and run the C
 # programs as separate processes against include/ndshm.h and the built library), then
-# the Python binding's tests against the freshly built release library.
+# with pytest the Python binding's tests and the cross-language tests (install via
+# pkg-config and CMake, Fortran, Julia declarations, the C/Rust/Python/Fortran matrix),
+# all against the freshly built release library.
 test: lib python-deps
 	$(CARGO) test
 	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q bindings/python/tests
+	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q tests/py
 
 # numpy and pytest for the binding's tests; SharedArray for the compatibility tests.
 python-deps:

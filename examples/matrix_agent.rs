@@ -91,7 +91,10 @@ fn main() {
                 Err(e) => Some(e.to_string()),
                 Ok(mut a) => check_and_reply(&mut a, dt, o),
             };
-            println!("{dn} {on} {}", why.as_deref().map_or("ok".into(), |w| format!("bad: {w}")));
+            println!(
+                "{dn} {on} {}",
+                why.as_deref().map_or("ok".into(), |w| format!("bad: {w}"))
+            );
             bad |= why.is_some();
         }
     }
@@ -102,7 +105,10 @@ fn main() {
         for (dn, on, o, a) in made {
             let mut wrong = false;
             each(|i, j, k, v| wrong |= get(&a, offset(o, i, j, k)) != (127 - v) as f64);
-            println!("{dn} {on} {}", if wrong { "bad: wrong reply" } else { "ok" });
+            println!(
+                "{dn} {on} {}",
+                if wrong { "bad: wrong reply" } else { "ok" }
+            );
             bad |= wrong;
             let name = a.name().to_string();
             drop(a);
