@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -233,9 +233,9 @@ const _: () = {
     assert_send_sync::<Array>();
 };
 
-fn ctx(name: &ArrayName, what: &str) -> impl Fn(io::Error) -> Error {
-    let prefix = format!("{name}: {what}");
-    move |e| Error::os(&prefix, e)
+/// Maps an OS error to an Error naming the array; formats only when it fails.
+fn ctx<'a>(name: &'a ArrayName, what: &'a str) -> impl Fn(io::Error) -> Error + 'a {
+    move |e| Error::os(format!("{name}: {what}"), e)
 }
 
 impl Array {
@@ -810,6 +810,8 @@ fn init_segment(
             };
             let mut page = vec![0u8; format::HEADER_BYTES];
             page[..CHECKED_BYTES].copy_from_slice(&header.encode());
+            page[off::WRITE_NS..off::WRITE_NS + 8]
+                .copy_from_slice(&header.created_ns.to_ne_bytes());
             sys::pwrite_all(&file, &page, 0).map_err(|e| match e.raw_os_error() {
                 Some(libc::ENOSPC) => no_space(name, total, e),
                 _ => Error::os(format!("{name}: write header"), e),
@@ -829,6 +831,7 @@ fn init_segment(
         mo.populate();
     }
     let map = mo.map_raw(&file).map_err(ctx(name, "mmap"))?;
+    let file_for_ready = file;
     if opts.hugepages {
         advise_hugepages(&map, geometry.data_offset as usize);
     }
@@ -840,12 +843,17 @@ fn init_segment(
         readonly: false,
     };
     if let SegmentFormat::V1 { .. } = format {
-        arr.touch_write_time();
-        // SAFETY: STATE is inside the (page-aligned, >= HEADER_BYTES) mapping, 4-aligned,
-        // and accessed only atomically by every ndshm process.
-        let state = unsafe { &*(arr.map.as_ptr().add(off::STATE) as *const AtomicU32) };
-        // Release: everything written above is visible to whoever reads READY (Acquire).
-        state.store(format::STATE_READY, Ordering::Release);
+        // Publish through the fd, after everything else: the header went in with the
+        // first pwrite and the reservation is complete, and a syscall orders both before
+        // this store for every reader. Writing through the mapping instead would fault
+        // the header page in (several µs on a VM) for nothing. The word goes from 0 to
+        // 1, so no reader can see a torn value.
+        sys::pwrite_all(
+            &file_for_ready,
+            &format::STATE_READY.to_ne_bytes(),
+            off::STATE as u64,
+        )
+        .map_err(ctx(name, "publish"))?;
     }
     Ok(arr)
 }
@@ -863,40 +871,55 @@ fn advise_hugepages(map: &MmapRaw, data_offset: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_hugepages(_: &MmapRaw, _: usize) {}
 
-/// Validates an open segment and maps it.
+/// Validates an open segment and maps it. The header is read with pread, not through
+/// the mapping: touching the mapped header page would cost a page fault and a TLB flush
+/// at unmap, more than the syscall.
 fn map_existing(name: ArrayName, file: &File, opts: &AttachOptions) -> Result<Array> {
-    // The creator sizes the file after writing the header, so an attacher can map a
-    // header-only file and then see READY through it: the file has grown since our
-    // fstat. Re-stat and remap in that case (twice is enough: READY is final).
-    let mut tries = 0;
-    loop {
-        match map_once(&name, file, opts)? {
-            Mapped::Done(a) => return Ok(*a),
-            Mapped::Grown(e) if tries >= 2 => return Err(e),
-            Mapped::Grown(_) => tries += 1,
+    let mut head = [0u8; off::ATTR_LEN + 4];
+    let n = sys::pread_full(file, &mut head, 0).map_err(ctx(&name, "read"))?;
+    let v1 = format::probe(&head[..n]) == Probe::V1;
+    // fstat after reading a READY header: the creator sized the file before publishing.
+    let size = file.metadata().map_err(ctx(&name, "stat"))?.len();
+    let (format, geometry) = if v1 {
+        let h = match decode_v1(&name, &head[..n]) {
+            Err(e) if e.kind() == ErrorKind::Format => {
+                // A copy racing the creator's first write could mix old and new bytes:
+                // read once more before calling the segment corrupt.
+                let n = sys::pread_full(file, &mut head, 0).map_err(ctx(&name, "read"))?;
+                decode_v1(&name, &head[..n])?
+            }
+            r => r?,
+        };
+        (SegmentFormat::V1 { minor: h.minor }, h.geometry)
+    } else {
+        let tail_len = size.min(format::SA_TRAILER_NPY2 as u64) as usize;
+        let mut tail = [0u8; format::SA_TRAILER_NPY2];
+        let got = sys::pread_full(file, &mut tail[..tail_len], size - tail_len as u64)
+            .map_err(ctx(&name, "read"))?;
+        match format::sharedarray_decode(&tail[..got], size) {
+            Some(r) => {
+                let (g, maxdims) = r.map_err(|e| e.context(&name))?;
+                (SegmentFormat::SharedArray { maxdims }, g)
+            }
+            None if format::probe(&head[..n]) == Probe::Empty => {
+                let why = if size == 0 {
+                    "the segment is empty (its creator has not sized it yet)"
+                } else {
+                    "the header has not been written yet"
+                };
+                return Err(Error::new(
+                    ErrorKind::NotReady,
+                    format!("{name}: not ready: {why}"),
+                ));
+            }
+            None => {
+                return Err(Error::format(format!(
+                    "{name}: not an ndshm or SharedArray segment"
+                )));
+            }
         }
-    }
-}
-
-enum Mapped {
-    Done(Box<Array>),
-    /// Valid header whose data lies beyond our mapping; the error if it persists.
-    Grown(Error),
-}
-
-fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mapped> {
-    let name = name.clone();
-    let meta = file.metadata().map_err(ctx(&name, "stat"))?;
-    if !meta.is_file() {
-        return Err(Error::format(format!("{name}: not a regular file")));
-    }
-    let size = meta.len();
-    if size == 0 {
-        return Err(Error::new(
-            ErrorKind::NotReady,
-            format!("{name}: not ready: the segment is empty (its creator has not sized it yet)"),
-        ));
-    }
+    };
+    geometry.check_fits(size).map_err(|e| e.context(&name))?;
     if size > isize::MAX as u64 {
         return Err(Error::format(format!(
             "{name}: file too large to map ({size} bytes)"
@@ -913,81 +936,32 @@ fn map_once(name: &ArrayName, file: &File, opts: &AttachOptions) -> Result<Mappe
         mo.map_raw(file)
     }
     .map_err(ctx(&name, "mmap"))?;
-    let base = map.as_ptr();
-    let len = map.len();
-
-    let mut head = [0u8; CHECKED_BYTES];
-    let n = head.len().min(len);
-    // SAFETY: [base, base + n) is inside the mapping; copying (not referencing) because
-    // other processes may write these bytes concurrently.
-    unsafe { std::ptr::copy_nonoverlapping(base, head.as_mut_ptr(), n) };
-    let (format, geometry) = match format::probe(&head[..n]) {
-        Probe::V1 => {
-            if len < format::HEADER_BYTES {
-                return Err(Error::format(format!(
-                    "{name}: truncated segment ({len} bytes, the header alone needs {})",
-                    format::HEADER_BYTES
-                )));
-            }
-            // SAFETY: STATE is within the first HEADER_BYTES of a page-aligned mapping,
-            // 4-aligned, and accessed only atomically by ndshm processes.
-            let state = unsafe { &*(base.add(off::STATE) as *const AtomicU32) };
-            let st = state.load(Ordering::Acquire);
-            if st == format::STATE_INITIALISING {
-                return Err(not_ready(&name, &head));
-            }
-            if st != format::STATE_READY {
-                return Err(Error::format(format!("{name}: unknown header state {st}")));
-            }
-            // Re-read after the Acquire load so we see what the creator published.
-            // SAFETY: as above.
-            unsafe { std::ptr::copy_nonoverlapping(base, head.as_mut_ptr(), CHECKED_BYTES) };
-            let h = Header::decode(&head).map_err(|e| e.context(&name))?;
-            (SegmentFormat::V1 { minor: h.minor }, h.geometry)
-        }
-        probe => {
-            let tail_len = len.min(format::SA_TRAILER_NPY2);
-            let mut tail = [0u8; format::SA_TRAILER_NPY2];
-            // SAFETY: [base + len - tail_len, base + len) is inside the mapping.
-            unsafe {
-                std::ptr::copy_nonoverlapping(base.add(len - tail_len), tail.as_mut_ptr(), tail_len)
-            };
-            match format::sharedarray_decode(&tail[..tail_len], size) {
-                Some(r) => {
-                    let (g, maxdims) = r.map_err(|e| e.context(&name))?;
-                    (SegmentFormat::SharedArray { maxdims }, g)
-                }
-                None if probe == Probe::Empty => {
-                    return Err(Error::new(
-                        ErrorKind::NotReady,
-                        format!("{name}: not ready: the header has not been written yet"),
-                    ));
-                }
-                None => {
-                    return Err(Error::format(format!(
-                        "{name}: not an ndshm or SharedArray segment"
-                    )));
-                }
-            }
-        }
-    };
-    // The mapping is the file's size at fstat time: everything must fit in it.
-    if let Err(e) = geometry.check_fits(len as u64) {
-        let e = e.context(&name);
-        let now = file.metadata().map_err(ctx(&name, "stat"))?.len();
-        return Ok(if now > size {
-            Mapped::Grown(e)
-        } else {
-            return Err(e);
-        });
-    }
-    Ok(Mapped::Done(Box::new(Array {
+    Ok(Array {
         name,
         map,
         format,
         geometry,
         readonly: opts.readonly,
-    })))
+    })
+}
+
+/// Validates a v1 header read from a segment (`head`: its first bytes).
+fn decode_v1(name: &ArrayName, head: &[u8]) -> Result<Header> {
+    if head.len() < off::ATTR_LEN + 4 {
+        return Err(Error::format(format!(
+            "{name}: truncated segment ({} bytes, the header alone needs {})",
+            head.len(),
+            format::HEADER_BYTES
+        )));
+    }
+    let st = u32::from_ne_bytes(head[off::STATE..off::STATE + 4].try_into().unwrap());
+    if st == format::STATE_INITIALISING {
+        return Err(not_ready(name, head));
+    }
+    if st != format::STATE_READY {
+        return Err(Error::format(format!("{name}: unknown header state {st}")));
+    }
+    Header::decode(&head[..CHECKED_BYTES]).map_err(|e| e.context(name))
 }
 
 fn not_ready(name: &ArrayName, head: &[u8]) -> Error {

@@ -54,7 +54,29 @@ enum Found {
     NotArray(Error),
 }
 
-fn read_segment(name: ArrayName, file: &File) -> io::Result<Found> {
+/// Creator liveness, checked once per creator within one listing (many arrays usually
+/// share a creator, and each check costs a kill(2) and a read of /proc).
+#[derive(Default)]
+struct Liveness(Vec<(i32, u64, Option<bool>)>);
+
+impl Liveness {
+    fn of(&mut self, c: &Creator) -> Option<bool> {
+        if let Some(&(_, _, v)) = self
+            .0
+            .iter()
+            .find(|(p, t, _)| *p == c.pid && *t == c.start_ticks)
+        {
+            return v;
+        }
+        let v = sys::creator_alive(c);
+        self.0.push((c.pid, c.start_ticks, v));
+        v
+    }
+}
+
+/// Reads and validates a segment's header. `alive`: where to check creator liveness;
+/// None skips the check (it is only reported by list and info).
+fn read_segment(name: ArrayName, file: &File, alive: Option<&mut Liveness>) -> io::Result<Found> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Ok(Found::NotArray(Error::format(format!(
@@ -67,8 +89,12 @@ fn read_segment(name: ArrayName, file: &File) -> io::Result<Found> {
     }
     let mut head = [0u8; off::ATTR_LEN + 4];
     let n = sys::pread_full(file, &mut head, 0)?;
-    let base = |format, geometry, state, creator: Option<Creator>, created_ns| {
-        let creator_alive = creator.as_ref().and_then(sys::creator_alive);
+    let mut alive = alive;
+    let mut base = |format, geometry, state, creator: Option<Creator>, created_ns| {
+        let creator_alive = match (&creator, alive.as_deref_mut()) {
+            (Some(c), Some(l)) => l.of(c),
+            _ => None,
+        };
         Found::Array(Box::new(Info {
             name: name.clone(),
             format,
@@ -137,9 +163,19 @@ fn read_segment(name: ArrayName, file: &File) -> io::Result<Found> {
 /// True when the open file is an array (valid or still being made): what `delete` and
 /// `SA_FORCE` accept to remove.
 pub(crate) fn looks_like_array(file: &File) -> io::Result<bool> {
+    // The common case in one pread: v1 magic (valid or not: a corrupt v1 segment is
+    // still ours to remove) or a header not written yet.
+    let mut head = [0u8; 16];
+    let n = sys::pread_full(file, &mut head, 0)?;
+    if n == 0 || format::probe(&head[..n]) == Probe::V1 {
+        return Ok(true);
+    }
     // The name only appears in messages, which are discarded here.
     let name = ArrayName::parse_with("probe", None).expect("valid name");
-    Ok(!matches!(read_segment(name, file)?, Found::NotArray(_)))
+    Ok(!matches!(
+        read_segment(name, file, None)?,
+        Found::NotArray(_)
+    ))
 }
 
 /// Describes one array without mapping its data. A segment still being initialised
@@ -155,7 +191,8 @@ pub fn info(name: &str) -> Result<Info> {
         }
     })?;
     let ctx_name = name.clone();
-    match read_segment(name, &file).map_err(|e| Error::os(format!("{ctx_name}: read"), e))? {
+    let found = read_segment(name, &file, Some(&mut Liveness::default()));
+    match found.map_err(|e| Error::os(format!("{ctx_name}: read"), e))? {
         Found::Array(i) => Ok(*i),
         Found::NotReady => Err(Error::new(
             ErrorKind::NotReady,
@@ -172,21 +209,34 @@ pub fn info(name: &str) -> Result<Info> {
 /// unreadable or still empty are skipped, never an error. Sorted by name.
 pub fn list(dir: Option<&Path>) -> Result<Vec<Info>> {
     let mut out = Vec::new();
+    let l = &mut Liveness::default();
     match dir {
-        Some(d) => scan(d, ListedDir::Files, &mut out, true)?,
+        Some(d) => scan(d, ListedDir::Files, &mut out, true, l)?,
         None => match redirect_dir() {
             Some(r) => {
-                scan(&r, ListedDir::Redirect, &mut out, true)?;
-                scan(Path::new(sys::SHM_DIR), ListedDir::Files, &mut out, false)?;
+                scan(&r, ListedDir::Redirect, &mut out, true, l)?;
+                scan(
+                    Path::new(sys::SHM_DIR),
+                    ListedDir::Files,
+                    &mut out,
+                    false,
+                    l,
+                )?;
             }
-            None => scan(Path::new(sys::SHM_DIR), ListedDir::Shm, &mut out, false)?,
+            None => scan(Path::new(sys::SHM_DIR), ListedDir::Shm, &mut out, false, l)?,
         },
     }
     out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
     Ok(out)
 }
 
-fn scan(dir: &Path, kind: ListedDir, out: &mut Vec<Info>, must_exist: bool) -> Result<()> {
+fn scan(
+    dir: &Path,
+    kind: ListedDir,
+    out: &mut Vec<Info>,
+    must_exist: bool,
+    alive: &mut Liveness,
+) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if !must_exist && e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -206,7 +256,7 @@ fn scan(dir: &Path, kind: ListedDir, out: &mut Vec<Info>, must_exist: bool) -> R
         let Ok(file) = open_nofollow(&path) else {
             continue;
         };
-        if let Ok(Found::Array(info)) = read_segment(name, &file) {
+        if let Ok(Found::Array(info)) = read_segment(name, &file, Some(&mut *alive)) {
             out.push(*info);
         }
     }

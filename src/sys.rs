@@ -199,7 +199,13 @@ pub(crate) fn hostname() -> &'static str {
 
 /// Start time of process `pid` in clock ticks after boot (field 22 of /proc/PID/stat).
 fn start_ticks(pid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read;
+    // One read into a stack buffer: the line is well under 1 KiB, and this runs once
+    // per creator in every listing.
+    let mut f = File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    let s = std::str::from_utf8(&buf[..n]).ok()?;
     // The command name (field 2) is in parentheses and may contain spaces.
     let rest = &s[s.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
