@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib examples demo test check clean python-deps install
+.PHONY: all lib examples demo test check clean python-deps install bench bench-quick
 
 all: examples
 
@@ -57,6 +57,14 @@ test: lib python-deps
 python-deps:
 	@$(PYTHON) -c "import numpy, pytest, SharedArray" 2>/dev/null || \
 	  $(PYTHON) -m pip install -q numpy pytest SharedArray
+
+# Benchmarks (programs, not tests): ndshm against the raw system calls and the peers,
+# one table of medians and ratios. bench-quick finishes in under a minute.
+bench: python-deps
+	$(PYTHON) bench/run.py --write docs/BENCHMARKS.md
+
+bench-quick: python-deps
+	$(PYTHON) bench/run.py --quick
 
 # What a reviewer runs first.
 check: test

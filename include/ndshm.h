@@ -215,6 +215,61 @@ typedef struct sa_array sa_array;
 typedef int32_t sa_dtype;
 
 /**
+ * Everything about a handle in one call (for bindings, where each foreign call costs
+ * far more than in C). Filled by `sa_describe`.
+ */
+typedef struct sa_desc {
+  /**
+   * `sa_data`.
+   */
+  void *data;
+  /**
+   * `sa_nbytes`.
+   */
+  size_t nbytes;
+  /**
+   * `sa_itemsize`.
+   */
+  size_t itemsize;
+  /**
+   * `sa_ndim`.
+   */
+  int32_t ndim;
+  /**
+   * `sa_get_dtype`.
+   */
+  sa_dtype dtype;
+  /**
+   * `sa_order`.
+   */
+  int32_t order;
+  /**
+   * `sa_is_readonly`.
+   */
+  int32_t readonly;
+  /**
+   * `sa_format`.
+   */
+  int32_t format;
+  /**
+   * `sa_shape`, `ndim` entries; the rest 0.
+   */
+  int64_t shape[32];
+  /**
+   * `sa_strides`, `ndim` entries; the rest 0.
+   */
+  int64_t strides[32];
+  /**
+   * `sa_name`, valid until `sa_release`.
+   */
+  const char *name;
+  /**
+   * `sa_dtype_str` of the dtype (static).
+   */
+  const char *typestr;
+} sa_desc;
+
+/**
  * One array found by `sa_list` or described by `sa_info`.
  */
 typedef struct sa_list_entry {
@@ -617,6 +672,16 @@ int sa_mlock(struct sa_array *arr);
 int sa_munlock(struct sa_array *arr);
 
 /**
+ * Fills `*out` with everything the accessors return, in one call.
+ *
+ * Returns `SA_OK` or `SA_ERR_INVALID` (NULL argument).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `out` is NULL or writable.
+ */
+int sa_describe(const struct sa_array *arr, struct sa_desc *out);
+
+/**
  * Parses a numpy type string or name (`"<f8"`, `"f8"`, `"float64"`, `"|u1"`, `"?"`)
  * into `*out`. Non-native byte order and unsupported types (strings, objects,
  * structured, datetime, float128) give `SA_ERR_UNSUPPORTED` naming the type;
@@ -959,6 +1024,16 @@ int sa_mlock(struct sa_array *arr);
  * `arr` is NULL or a live handle.
  */
 int sa_munlock(struct sa_array *arr);
+
+/**
+ * Fills `*out` with everything the accessors return, in one call.
+ *
+ * Returns `SA_OK` or `SA_ERR_INVALID` (NULL argument).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `out` is NULL or writable.
+ */
+int sa_describe(const struct sa_array *arr, struct sa_desc *out);
 
 /**
  * Parses a numpy type string or name (`"<f8"`, `"f8"`, `"float64"`, `"|u1"`, `"?"`)

@@ -83,6 +83,15 @@ fn read_segment(name: ArrayName, file: &File, alive: Option<&mut Liveness>) -> i
             "{name}: not a regular file"
         ))));
     }
+    read_segment_meta(name, file, &meta, alive)
+}
+
+fn read_segment_meta(
+    name: ArrayName,
+    file: &File,
+    meta: &std::fs::Metadata,
+    alive: Option<&mut Liveness>,
+) -> io::Result<Found> {
     let size = meta.len();
     if size == 0 {
         return Ok(Found::NotReady);
@@ -237,11 +246,16 @@ fn scan(
     must_exist: bool,
     alive: &mut Liveness,
 ) -> Result<()> {
+    let fail = |e: io::Error| Error::os(format!("list {}", dir.display()), e);
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if !must_exist && e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::os(format!("list {}", dir.display()), e)),
+        Err(e) => return Err(fail(e)),
     };
+    // Entries are opened relative to the directory: no path walk per entry.
+    let dirfd = File::open(dir).map_err(fail)?;
+    // Messages of non-arrays are discarded, so the real name is only built for arrays.
+    let placeholder = ArrayName::parse_with("listing", None).expect("valid name");
     for entry in entries {
         let Ok(entry) = entry else { continue };
         // d_type when the filesystem reports it, lstat otherwise (DT_UNKNOWN).
@@ -249,26 +263,24 @@ fn scan(
             Ok(t) if t.is_file() => {}
             _ => continue,
         }
-        let Some(name) = ArrayName::for_listed(kind, &entry.file_name(), dir) else {
+        let file_name = entry.file_name();
+        let Ok(file) = sys::open_at(&dirfd, &file_name) else {
             continue;
         };
-        let path = entry.path();
-        let Ok(file) = open_nofollow(&path) else {
+        let Ok(meta) = file.metadata() else { continue };
+        if !meta.is_file() {
             continue;
-        };
-        if let Ok(Found::Array(info)) = read_segment(name, &file, Some(&mut *alive)) {
+        }
+        let found = read_segment_meta(placeholder.clone(), &file, &meta, Some(&mut *alive));
+        if let Ok(Found::Array(mut info)) = found {
+            let Some(name) = ArrayName::for_listed(kind, &file_name, dir) else {
+                continue;
+            };
+            info.name = name;
             out.push(*info);
         }
     }
     Ok(())
-}
-
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
 }
 
 impl Info {

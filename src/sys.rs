@@ -48,6 +48,19 @@ pub(crate) fn open(name: &ArrayName, oflag: libc::c_int, mode: u32) -> io::Resul
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// Opens `name` in directory `dir` read-only, not following a symlink, without
+/// blocking (a FIFO planted in /dev/shm must not hang a listing).
+pub(crate) fn open_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // SAFETY: a valid directory fd and NUL-terminated name for the call's duration.
+    let fd = retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) }))?;
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// Removes the name; existing mappings stay valid.
 pub(crate) fn unlink(name: &ArrayName) -> io::Result<()> {
     let c = name.os_cstring();

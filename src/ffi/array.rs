@@ -516,6 +516,75 @@ pub unsafe extern "C" fn sa_munlock(arr: *mut sa_array) -> c_int {
     })
 }
 
+/// Everything about a handle in one call (for bindings, where each foreign call costs
+/// far more than in C). Filled by `sa_describe`.
+#[repr(C)]
+pub struct sa_desc {
+    /// `sa_data`.
+    pub data: *mut c_void,
+    /// `sa_nbytes`.
+    pub nbytes: usize,
+    /// `sa_itemsize`.
+    pub itemsize: usize,
+    /// `sa_ndim`.
+    pub ndim: i32,
+    /// `sa_get_dtype`.
+    pub dtype: sa_dtype,
+    /// `sa_order`.
+    pub order: i32,
+    /// `sa_is_readonly`.
+    pub readonly: i32,
+    /// `sa_format`.
+    pub format: i32,
+    /// `sa_shape`, `ndim` entries; the rest 0.
+    pub shape: [i64; 32],
+    /// `sa_strides`, `ndim` entries; the rest 0.
+    pub strides: [i64; 32],
+    /// `sa_name`, valid until `sa_release`.
+    pub name: *const c_char,
+    /// `sa_dtype_str` of the dtype (static).
+    pub typestr: *const c_char,
+}
+
+/// Fills `*out` with everything the accessors return, in one call.
+///
+/// Returns `SA_OK` or `SA_ERR_INVALID` (NULL argument).
+///
+/// # Safety
+/// `arr` is NULL or a live handle; `out` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_describe(arr: *const sa_array, out: *mut sa_desc) -> c_int {
+    guard(|| {
+        if out.is_null() {
+            return Err(null_arg("out"));
+        }
+        // SAFETY: per this function's contract.
+        let h = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        let a = &h.inner;
+        let mut shape = [0i64; 32];
+        let mut strides = [0i64; 32];
+        shape[..a.ndim()].copy_from_slice(a.shape());
+        strides[..a.ndim()].copy_from_slice(&h.strides);
+        let d = sa_desc {
+            data: a.as_ptr() as *mut c_void,
+            nbytes: a.nbytes(),
+            itemsize: a.itemsize(),
+            ndim: a.ndim() as i32,
+            dtype: a.dtype().code(),
+            order: a.order() as i32,
+            readonly: a.is_readonly() as i32,
+            format: format_code(a.format()),
+            shape,
+            strides,
+            name: h.name.as_ptr(),
+            typestr: super::dtype::sa_dtype_str(a.dtype().code()),
+        };
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, d) };
+        Ok(())
+    })
+}
+
 impl sa_array {
     /// The safe core handle behind this C handle.
     pub fn array(&self) -> &Array {

@@ -56,8 +56,28 @@ def _name(name):
     return name.encode("utf-8", "surrogateescape")
 
 
+_DTYPE_CODES = {}
+
+
 def _dtype_code(dtype):
+    """The library's code for a numpy dtype (cached: this is on every create)."""
+    try:
+        return _DTYPE_CODES[dtype]
+    except (KeyError, TypeError):
+        pass
     dt = np.dtype(dtype)
+    code = _DTYPE_CODES.get(dt)
+    if code is None:
+        code = _dtype_code_uncached(dt)
+        _DTYPE_CODES[dt] = code
+    try:
+        _DTYPE_CODES[dtype] = code
+    except TypeError:  # unhashable dtype specifications
+        pass
+    return code
+
+
+def _dtype_code_uncached(dt):
     code = ctypes.c_int32()
     status = lib.sa_dtype_from_str(dt.str.encode(), ctypes.byref(code))
     if status != _lib.SA_OK:
@@ -67,12 +87,17 @@ def _dtype_code(dtype):
 
 
 def _shape(shape):
-    if np.ndim(shape) == 0:
-        shape = (shape,)
+    if isinstance(shape, int):
+        return (shape,)
     try:
-        return tuple(operator.index(d) for d in shape)
+        if not isinstance(shape, (tuple, _builtin_list)) and np.ndim(shape) == 0:
+            return (operator.index(shape),)
+        return tuple(map(operator.index, shape))
     except TypeError:
         raise TypeError(f"shape must be an int or a sequence of ints, not {shape!r}") from None
+
+
+_TYPESTR = {}
 
 
 class SharedMemoryBase:
@@ -82,24 +107,26 @@ class SharedMemoryBase:
     (mapping address of element 0) and ``size`` (data bytes) are read-only.
     """
 
-    __slots__ = ("_h", "_name", "_addr", "_size", "_readonly", "__array_interface__", "__weakref__")
+    __slots__ = ("_h", "_addr", "_size", "_readonly", "__array_interface__", "__weakref__")
 
     def __init__(self, handle):
         self._h = handle
-        h = handle
-        ndim = lib.sa_ndim(h)
-        self._name = lib.sa_name(h).decode("utf-8", "surrogateescape")
-        self._addr = lib.sa_data(h) or 0
-        self._size = lib.sa_nbytes(h)
-        self._readonly = bool(lib.sa_is_readonly(h))
-        shape = tuple(lib.sa_shape(h)[i] for i in range(ndim))
-        strides = tuple(lib.sa_strides(h)[i] for i in range(ndim))
+        d = _lib.sa_desc()
+        # One foreign call for everything: each ctypes call costs ~0.5 µs.
+        lib.sa_describe(handle, ctypes.byref(d))
+        ndim = d.ndim
+        self._addr = d.data or 0
+        self._size = d.nbytes
+        self._readonly = d.readonly != 0
+        typestr = _TYPESTR.get(d.dtype)
+        if typestr is None:
+            typestr = _TYPESTR[d.dtype] = d.typestr.decode()
         self.__array_interface__ = {
             "version": 3,
-            "shape": shape,
-            "typestr": lib.sa_dtype_str(lib.sa_get_dtype(h)).decode(),
+            "shape": tuple(d.shape[:ndim]) if ndim else (),
+            "typestr": typestr,
             "data": (self._addr, self._readonly),
-            "strides": strides,
+            "strides": tuple(d.strides[:ndim]) if ndim else (),
         }
 
     def __del__(self):
@@ -110,7 +137,7 @@ class SharedMemoryBase:
     @property
     def name(self):
         """The array's name with its scheme, e.g. ``shm://x``."""
-        return self._name
+        return lib.sa_name(self._h).decode("utf-8", "surrogateescape")
 
     @property
     def addr(self):
@@ -146,7 +173,7 @@ class SharedMemoryBase:
 
     def __repr__(self):
         ro = ", read-only" if self._readonly else ""
-        return f"<ndshm mapping {self._name} at {self._addr:#x}, {self._size} bytes{ro}>"
+        return f"<ndshm mapping {self.name} at {self._addr:#x}, {self._size} bytes{ro}>"
 
 
 def _wrap(handle):

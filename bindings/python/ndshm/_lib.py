@@ -47,6 +47,23 @@ class sa_list_entry(Structure):
     ]
 
 
+class sa_desc(Structure):
+    _fields_ = [
+        ("data", c_void_p),
+        ("nbytes", c_size_t),
+        ("itemsize", c_size_t),
+        ("ndim", c_int32),
+        ("dtype", c_int32),
+        ("order", c_int32),
+        ("readonly", c_int32),
+        ("format", c_int32),
+        ("shape", c_int64 * SA_MAX_NDIM),
+        ("strides", c_int64 * SA_MAX_NDIM),
+        ("name", c_char_p),
+        ("typestr", c_char_p),
+    ]
+
+
 def _library_path():
     """NDSHM_LIBRARY, else the copy bundled by `pip install`, else the system's."""
     env = os.environ.get("NDSHM_LIBRARY")
@@ -95,6 +112,7 @@ DECLARATIONS = {
     "sa_msync": (c_int, [_handle, c_int32]),
     "sa_mlock": (c_int, [_handle]),
     "sa_munlock": (c_int, [_handle]),
+    "sa_describe": (c_int, [_handle, _P(sa_desc)]),
     "sa_list": (c_int, [c_char_p, _P(_P(sa_list_entry)), _P(c_size_t)]),
     "sa_list_free": (None, [_P(sa_list_entry), c_size_t]),
     "sa_info": (c_int, [c_char_p, _P(_P(sa_list_entry))]),

@@ -1,0 +1,148 @@
+"""Python-level benchmark: ndshm's binding against SharedArray,
+multiprocessing.shared_memory (+ wrapping in a numpy array) and cdxcore.npshm, for
+create+delete and attach+release at 4 KiB and 64 MiB. Prints JSON lines like bench.c.
+
+    python3 bench/bench_py.py [--quick]
+"""
+
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import ndshm
+
+QUICK = "--quick" in sys.argv
+PID = os.getpid()
+SIZES = [("4 KiB", 4096, 300 if QUICK else 3000), ("64 MiB", 64 << 20, 10 if QUICK else 60)]
+
+
+def report(op, size, impl, times):
+    times = sorted(times)
+    print(json.dumps({"op": op, "size": size, "impl": impl, "median_us": times[len(times) // 2],
+                      "min_us": times[0], "max_us": times[-1], "n": len(times)}), flush=True)
+
+
+def timed(fn, reps):
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        fn()
+        out.append((time.perf_counter_ns() - t0) / 1000.0)
+    return out
+
+
+def peers():
+    """{impl: (create_delete(size) -> None, setup(size) -> cleanup, attach_release())}"""
+    impls = {}
+    name = f"ndshm-pybench-{PID}"
+
+    def nd_create(size, sparse):
+        def run():
+            a = ndshm.create(name, (size,), dtype=np.int8, sparse=sparse)
+            del a
+            ndshm.delete(name)
+        return run
+
+    def nd_setup(size):
+        keep = ndshm.create(name, (size,), dtype=np.int8)
+
+        def attach():
+            b = ndshm.attach(name)
+            del b
+        return attach, lambda: (keep.__class__, ndshm.delete(name))
+
+    impls["ndshm"] = (lambda s: nd_create(s, False), nd_setup)
+    impls["ndshm (sparse)"] = (lambda s: nd_create(s, True), None)
+
+    try:
+        import SharedArray as SA
+
+        def sa_create(size):
+            def run():
+                a = SA.create(f"shm://{name}-sa", size, dtype=np.int8)
+                del a
+                SA.delete(f"{name}-sa")
+            return run
+
+        def sa_setup(size):
+            keep = SA.create(f"shm://{name}-sa", size, dtype=np.int8)
+
+            def attach():
+                b = SA.attach(f"shm://{name}-sa")
+                del b
+            return attach, lambda: (keep.__class__, SA.delete(f"{name}-sa"))
+
+        impls["SharedArray"] = (sa_create, sa_setup)
+    except ImportError:
+        print("SharedArray not installed: skipped", file=sys.stderr)
+
+    from multiprocessing import shared_memory
+
+    def mp_create(size):
+        def run():
+            shm = shared_memory.SharedMemory(f"{name}-mp", create=True, size=size)
+            a = np.ndarray((size,), dtype=np.int8, buffer=shm.buf)
+            del a
+            shm.close()
+            shm.unlink()
+        return run
+
+    def mp_setup(size):
+        keep = shared_memory.SharedMemory(f"{name}-mp", create=True, size=size)
+
+        def attach():
+            shm = shared_memory.SharedMemory(f"{name}-mp")
+            b = np.ndarray((size,), dtype=np.int8, buffer=shm.buf)
+            del b
+            shm.close()
+        return attach, lambda: (keep.close(), keep.unlink())
+
+    impls["mp.shared_memory"] = (mp_create, mp_setup)
+
+    try:
+        from cdxcore import npshm
+
+        def cdx_create(size):
+            def run():
+                a = npshm.create_shared_array(f"{name}-cdx", (size,), np.int8)
+                del a
+                gc.collect(0)
+                npshm.delete_shared_array(f"{name}-cdx")
+            return run
+
+        def cdx_setup(size):
+            keep = npshm.create_shared_array(f"{name}-cdx", (size,), np.int8)
+
+            def attach():
+                b = npshm.attach_shared_array(f"{name}-cdx")
+                del b
+            return attach, lambda: (keep.__class__, npshm.delete_shared_array(f"{name}-cdx"))
+
+        impls["cdxcore"] = (cdx_create, cdx_setup)
+    except ImportError:
+        print("cdxcore not installed: skipped", file=sys.stderr)
+    return impls
+
+
+def main():
+    warnings.simplefilter("ignore")  # the resource tracker's leak warnings
+    impls = peers()
+    for label, size, reps in SIZES:
+        for impl, (create, _) in impls.items():
+            report("py create+delete", label, impl, timed(create(size), reps))
+        for impl, (_, setup) in impls.items():
+            if setup is None:
+                continue
+            attach, cleanup = setup(size)
+            report("py attach+release", label, impl, timed(attach, reps))
+            cleanup()
+
+
+if __name__ == "__main__":
+    main()
