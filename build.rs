@@ -9,17 +9,11 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml must parse");
-    // Only the C layer is parsed: the core's public Rust items are not part of the ABI.
-    let mut builder = cbindgen::Builder::new().with_config(config);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    files.sort();
-    for f in files {
-        builder = builder.with_src(f);
-    }
+    // Only the C layer is parsed (cbindgen follows its `mod` declarations): the core's
+    // public Rust items are not part of the ABI.
+    let builder = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"));
     match builder.generate() {
         Ok(bindings) => {
             bindings.write_to_file(&out);

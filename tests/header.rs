@@ -40,3 +40,20 @@ fn header_version_matches_cargo() {
         );
     }
 }
+
+#[test]
+fn every_function_is_declared_once() {
+    let h = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/ndshm.h"))
+        .unwrap();
+    let mut names: Vec<&str> = h
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && l.contains("sa_") && l.contains('('))
+        .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
+        .filter(|n| n.starts_with("sa_"))
+        .collect();
+    let n = names.len();
+    assert!(n > 30, "found only {n} declarations");
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "a function is declared more than once in include/ndshm.h");
+}
