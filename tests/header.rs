@@ -47,7 +47,9 @@ fn every_function_is_declared_once() {
         .unwrap();
     let mut names: Vec<&str> = h
         .lines()
-        .filter(|l| !l.starts_with(' ') && !l.starts_with('#') && l.contains("sa_") && l.contains('('))
+        .filter(|l| {
+            !l.starts_with(' ') && !l.starts_with('#') && l.contains("sa_") && l.contains('(')
+        })
         .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
         .filter(|n| n.starts_with("sa_"))
         .collect();
@@ -55,5 +57,9 @@ fn every_function_is_declared_once() {
     assert!(n > 30, "found only {n} declarations");
     names.sort();
     names.dedup();
-    assert_eq!(names.len(), n, "a function is declared more than once in include/ndshm.h");
+    assert_eq!(
+        names.len(),
+        n,
+        "a function is declared more than once in include/ndshm.h"
+    );
 }

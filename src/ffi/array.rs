@@ -159,18 +159,8 @@ pub unsafe extern "C" fn sa_attach(
     flags: u32,
     out: *mut *mut sa_array,
 ) -> c_int {
-    guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        // SAFETY: per this function's contract.
-        let name = unsafe { str_arg(name, "name") }?;
-        let opts = AttachOptions::from_flags(flags)?;
-        let a = Array::attach(name, &opts)?;
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { write_out(out, into_handle(a)) };
-        Ok(())
-    })
+    // SAFETY: same contract; no waiting, no expectations.
+    unsafe { sa_attach_ex(name, flags, 0, -1, std::ptr::null(), SA_DTYPE_ANY, out) }
 }
 
 /// Like `sa_attach`, but waits up to `timeout_ms` milliseconds for the array to exist
@@ -186,19 +176,18 @@ pub unsafe extern "C" fn sa_attach_wait(
     timeout_ms: i64,
     out: *mut *mut sa_array,
 ) -> c_int {
-    guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
-        // SAFETY: per this function's contract.
-        let name = unsafe { str_arg(name, "name") }?;
-        let opts = AttachOptions::from_flags(flags)?;
-        let timeout = timeout_arg(timeout_ms).unwrap_or(Duration::ZERO);
-        let a = Array::attach_wait(name, &opts, timeout)?;
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { write_out(out, into_handle(a)) };
-        Ok(())
-    })
+    // SAFETY: same contract; no expectations.
+    unsafe {
+        sa_attach_ex(
+            name,
+            flags,
+            timeout_ms,
+            -1,
+            std::ptr::null(),
+            SA_DTYPE_ANY,
+            out,
+        )
+    }
 }
 
 /// Like `sa_attach`, then checks the array: `ndim` (-1: any), `shape[0..ndim]` (NULL:
