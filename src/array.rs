@@ -545,16 +545,17 @@ impl Array {
         let data = unsafe { std::slice::from_raw_parts_mut(ptr, n) };
         if value.iter().all(|&b| b == value[0]) {
             data.fill(value[0]); // memset
-            return Ok(());
+        } else {
+            // Write one element, then double the filled prefix with memcpy.
+            data[..value.len()].copy_from_slice(value);
+            let mut done = value.len();
+            while done < n {
+                let k = done.min(n - done);
+                data.copy_within(..k, done);
+                done += k;
+            }
         }
-        // Write one element, then double the filled prefix with memcpy.
-        data[..value.len()].copy_from_slice(value);
-        let mut done = value.len();
-        while done < n {
-            let k = done.min(n - done);
-            data.copy_within(..k, done);
-            done += k;
-        }
+        self.touch_write_time();
         Ok(())
     }
 
@@ -565,9 +566,7 @@ impl Array {
         let bytes = unsafe {
             std::slice::from_raw_parts((&value as *const T).cast::<u8>(), size_of::<T>())
         };
-        self.fill_bytes(bytes)?;
-        self.touch_write_time();
-        Ok(())
+        self.fill_bytes(bytes)
     }
 
     /// Records the current time as the last write (v1 only; no-op otherwise).
@@ -831,7 +830,6 @@ fn init_segment(
         mo.populate();
     }
     let map = mo.map_raw(&file).map_err(ctx(name, "mmap"))?;
-    let file_for_ready = file;
     if opts.hugepages {
         advise_hugepages(&map, geometry.data_offset as usize);
     }
@@ -848,12 +846,8 @@ fn init_segment(
         // this store for every reader. Writing through the mapping instead would fault
         // the header page in (several µs on a VM) for nothing. The word goes from 0 to
         // 1, so no reader can see a torn value.
-        sys::pwrite_all(
-            &file_for_ready,
-            &format::STATE_READY.to_ne_bytes(),
-            off::STATE as u64,
-        )
-        .map_err(ctx(name, "publish"))?;
+        sys::pwrite_all(&file, &format::STATE_READY.to_ne_bytes(), off::STATE as u64)
+            .map_err(ctx(name, "publish"))?;
     }
     Ok(arr)
 }

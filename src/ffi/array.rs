@@ -455,9 +455,7 @@ pub unsafe extern "C" fn sa_fill(arr: *mut sa_array, value: *const c_void) -> c_
         }
         // SAFETY: `value` points to itemsize readable bytes per the contract.
         let v = unsafe { std::slice::from_raw_parts(value.cast::<u8>(), a.inner.itemsize()) };
-        a.inner.fill_bytes(v)?;
-        a.inner.touch_write_time();
-        Ok(())
+        a.inner.fill_bytes(v)
     })
 }
 
