@@ -37,7 +37,8 @@ examples: lib
 	    -Wl,-rpath,$(abspath $(BUILD)/lib) -o $(BUILD)/fortran_example; \
 	else rm -f $(BUILD)/fortran_example; fi
 
-demo: examples python-deps
+demo: examples
+	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
 	@NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so PYTHONPATH=$(abspath bindings/python) \
 	  bash scripts/demo.sh $(BUILD)
 
