@@ -400,7 +400,8 @@ impl Header {
             return Err(bad(format!("item size {itemsize} for {dtype}")));
         }
         let dstr = &b[off::DTYPE_STR..off::DTYPE_STR + 8];
-        if nul_str(dstr) != dtype.numpy_str() {
+        let dlen = dstr.iter().position(|&c| c == 0).unwrap_or(8);
+        if &dstr[..dlen] != dtype.numpy_str().as_bytes() {
             return Err(bad(format!(
                 "type string {:?} does not match dtype {dtype}",
                 nul_str(dstr)

@@ -106,7 +106,9 @@ impl ArrayName {
             name
         };
         check_shm_name(shm, name)?;
-        let canonical = format!("shm://{shm}");
+        let mut canonical = String::with_capacity(6 + shm.len() + 1);
+        canonical.push_str("shm://");
+        canonical.push_str(shm);
         Ok(match dir {
             Some(d) => ArrayName {
                 canonical,
@@ -138,14 +140,20 @@ impl ArrayName {
 
     /// The C string passed to `shm_open` (`/NAME`) or `open` (the path).
     pub(crate) fn os_cstring(&self) -> CString {
+        // Room for the NUL up front, so CString::new does not reallocate.
         let bytes: Vec<u8> = match &self.backend {
             Backend::Shm(n) => {
-                let mut v = Vec::with_capacity(n.len() + 1);
+                let mut v = Vec::with_capacity(n.len() + 2);
                 v.push(b'/');
                 v.extend_from_slice(n.as_bytes());
                 v
             }
-            Backend::File(p) => p.as_os_str().as_bytes().to_vec(),
+            Backend::File(p) => {
+                let b = p.as_os_str().as_bytes();
+                let mut v = Vec::with_capacity(b.len() + 1);
+                v.extend_from_slice(b);
+                v
+            }
         };
         // Names were checked for NUL bytes when parsed (and NDSHM_DIR comes from the
         // environment, which cannot hold NUL).

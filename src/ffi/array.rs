@@ -72,7 +72,9 @@ pub(crate) fn format_code(f: SegmentFormat) -> i32 {
 }
 
 fn into_handle(a: Array) -> *mut sa_array {
-    let name = CString::new(a.name().as_str()).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(a.name().as_str().len() + 1);
+    bytes.extend_from_slice(a.name().as_str().as_bytes());
+    let name = CString::new(bytes).unwrap_or_default();
     let strides = a.strides();
     Box::into_raw(Box::new(sa_array {
         inner: a,
