@@ -17,8 +17,11 @@ SONAME := libndshm.so.$(ABI)
 
 all: examples
 
+# The release library, plus its SONAME link target/release/libndshm.so.0.1 -> libndshm.so
+# so that a program linked with -Ltarget/release (the README's line) finds it at run time.
 lib:
 	$(CARGO) build --release --lib
+	ln -sf libndshm.so $(REL)/$(SONAME)
 
 # The C examples, linked against the release library through its versioned SONAME.
 examples: lib
