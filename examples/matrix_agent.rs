@@ -24,21 +24,21 @@ fn offset(o: Order, i: usize, j: usize, k: usize) -> usize {
 /// Element `off` as f64, whatever the dtype.
 fn get(a: &Array, off: usize) -> f64 {
     match a.dtype() {
-        Dtype::Float64 => a.as_slice::<f64>().unwrap()[off],
-        Dtype::Float32 => a.as_slice::<f32>().unwrap()[off] as f64,
-        Dtype::Int32 => a.as_slice::<i32>().unwrap()[off] as f64,
-        Dtype::Int64 => a.as_slice::<i64>().unwrap()[off] as f64,
-        _ => a.as_slice::<u8>().unwrap()[off] as f64,
+        Dtype::Float64 => a.get::<f64>(off).unwrap(),
+        Dtype::Float32 => a.get::<f32>(off).unwrap() as f64,
+        Dtype::Int32 => a.get::<i32>(off).unwrap() as f64,
+        Dtype::Int64 => a.get::<i64>(off).unwrap() as f64,
+        _ => a.get::<u8>(off).unwrap() as f64,
     }
 }
 
 fn set(a: &mut Array, off: usize, v: i32) {
     match a.dtype() {
-        Dtype::Float64 => a.as_mut_slice::<f64>().unwrap()[off] = v as f64,
-        Dtype::Float32 => a.as_mut_slice::<f32>().unwrap()[off] = v as f32,
-        Dtype::Int32 => a.as_mut_slice::<i32>().unwrap()[off] = v,
-        Dtype::Int64 => a.as_mut_slice::<i64>().unwrap()[off] = v as i64,
-        _ => a.as_mut_slice::<u8>().unwrap()[off] = v as u8,
+        Dtype::Float64 => a.set::<f64>(off, v as f64).unwrap(),
+        Dtype::Float32 => a.set::<f32>(off, v as f32).unwrap(),
+        Dtype::Int32 => a.set::<i32>(off, v).unwrap(),
+        Dtype::Int64 => a.set::<i64>(off, v as i64).unwrap(),
+        _ => a.set::<u8>(off, v as u8).unwrap(),
     }
 }
 

@@ -28,7 +28,9 @@
 #define SA_ORDER_C 0
 
 /**
- * Create: replace an existing array of that name (only arrays are replaced).
+ * Create: replace an existing array of that name, atomically (`rename`), once the new
+ * one is complete: a failure leaves the old array as it was. Only arrays are replaced,
+ * never other files or symbolic links.
  */
 #define SA_FORCE (1 << 1)
 
@@ -72,6 +74,24 @@
 #define SA_READONLY (1 << 8)
 
 /**
+ * Attach: accept an array owned by another user. Without it such an array is
+ * `SA_ERR_PERMISSION` (root included): whoever can write a segment can truncate it
+ * and kill this process with SIGBUS, and anyone can create a name in /dev/shm first.
+ */
+#define SA_ALLOW_OTHER_OWNER (1 << 9)
+
+/**
+ * Attach: follow a symbolic link at the array's name (refused by default).
+ */
+#define SA_FOLLOW_SYMLINKS (1 << 10)
+
+/**
+ * Delete (`sa_delete_ex`): also delete an array whose creator is alive and still
+ * initialising it.
+ */
+#define SA_DELETE_IN_PROGRESS (1 << 11)
+
+/**
  * `sa_msync`: schedule write-back and return.
  */
 #define SA_MS_ASYNC 1
@@ -87,7 +107,8 @@
 #define SA_MS_SYNC 4
 
 /**
- * Largest number of dimensions (the size of `sa_list_entry.shape`).
+ * Largest number of dimensions (the size of the `shape` arrays in `sa_list_entry` and
+ * `sa_desc`).
  */
 #define SA_MAX_NDIM 32
 
@@ -105,81 +126,6 @@
  * `sa_format` / list entry: SharedArray segment written by a numpy-2 build (548-byte trailer).
  */
 #define SA_FORMAT_SHAREDARRAY_NPY2 3
-
-/**
- * Success.
- */
-#define SA_OK 0
-
-/**
- * An argument is invalid: NULL pointer, bad name, ndim, shape, dtype or flag.
- */
-#define SA_ERR_INVALID -1
-
-/**
- * No array of that name.
- */
-#define SA_ERR_NOT_FOUND -2
-
-/**
- * An array of that name already exists.
- */
-#define SA_ERR_EXISTS -3
-
-/**
- * Not a valid array segment: corrupt, truncated, foreign, or a newer format version.
- */
-#define SA_ERR_FORMAT -4
-
-/**
- * The array's shape, dtype or order differs from what was expected.
- */
-#define SA_ERR_MISMATCH -5
-
-/**
- * Not enough space or memory (full tmpfs, RLIMIT_MEMLOCK, ...).
- */
-#define SA_ERR_NO_SPACE -6
-
-/**
- * The OS refused access.
- */
-#define SA_ERR_PERMISSION -7
-
-/**
- * The array exists but its creator has not finished initialising it.
- */
-#define SA_ERR_NOT_READY -8
-
-/**
- * A wait timed out.
- */
-#define SA_ERR_TIMEOUT -9
-
-/**
- * The holder of a lock died; the lock is now held by the caller.
- */
-#define SA_ERR_OWNER_DIED -10
-
-/**
- * A write was attempted through a read-only handle.
- */
-#define SA_ERR_READ_ONLY -11
-
-/**
- * Not supported for this format, platform or dtype.
- */
-#define SA_ERR_UNSUPPORTED -12
-
-/**
- * Another OS or I/O error; `sa_last_errno()` gives the errno.
- */
-#define SA_ERR_IO -13
-
-/**
- * A bug: ndshm panicked. The message says where.
- */
-#define SA_ERR_PANIC -14
 
 /**
  * List entry backend: POSIX shared memory.
@@ -200,6 +146,90 @@
  * List entry state: ready.
  */
 #define SA_STATE_READY 1
+
+/**
+ * Status returned by every function that can fail: 0 on success, a negative code
+ * naming the error otherwise (`sa_last_error()` has the message). Functions return it
+ * as `int`. The values are ABI: never renumbered or reused (retired ones stay here as
+ * comments). This enum is the one list of codes: their names (`sa_status_str`) and the
+ * bindings' constants are derived from it.
+ */
+enum sa_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Success.
+   */
+  SA_OK = 0,
+  /**
+   * An argument is invalid: NULL pointer, bad name, ndim, shape, dtype or flag.
+   */
+  SA_ERR_INVALID = -1,
+  /**
+   * No array of that name.
+   */
+  SA_ERR_NOT_FOUND = -2,
+  /**
+   * An array of that name already exists.
+   */
+  SA_ERR_EXISTS = -3,
+  /**
+   * Not a valid array: corrupt, truncated, foreign, a newer format version, or not a
+   * regular file.
+   */
+  SA_ERR_FORMAT = -4,
+  /**
+   * The array's shape, dtype or order differs from what was expected.
+   */
+  SA_ERR_MISMATCH = -5,
+  /**
+   * Not enough space or memory (full tmpfs, RLIMIT_MEMLOCK, ...).
+   */
+  SA_ERR_NO_SPACE = -6,
+  /**
+   * The OS refused access, or the array belongs to another user (see
+   * `SA_ALLOW_OTHER_OWNER`) or its name is a symbolic link (see `SA_FOLLOW_SYMLINKS`).
+   */
+  SA_ERR_PERMISSION = -7,
+  /**
+   * The array exists but its creator, still running, has not finished it.
+   */
+  SA_ERR_NOT_READY = -8,
+  /**
+   * A wait timed out.
+   */
+  SA_ERR_TIMEOUT = -9,
+  /**
+   * The process that should have finished something died: the creator of an array
+   * still being initialised, or the holder of a lock.
+   */
+  SA_ERR_OWNER_DIED = -10,
+  /**
+   * A write was attempted through a read-only handle.
+   */
+  SA_ERR_READ_ONLY = -11,
+  /**
+   * Not supported for this format, platform or dtype.
+   */
+  SA_ERR_UNSUPPORTED = -12,
+  /**
+   * Another OS or I/O error; `sa_last_errno()` gives the errno.
+   */
+  SA_ERR_IO = -13,
+  /**
+   * A bug: ndshm panicked. The message says where.
+   */
+  SA_ERR_PANIC = -14,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum sa_status sa_status;
+#else
+typedef int32_t sa_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
  * Opaque handle to a mapped array. Made by `sa_create`/`sa_attach*`, freed exactly once
@@ -254,11 +284,11 @@ typedef struct sa_desc {
   /**
    * `sa_shape`, `ndim` entries; the rest 0.
    */
-  int64_t shape[32];
+  int64_t shape[SA_MAX_NDIM];
   /**
    * `sa_strides`, `ndim` entries; the rest 0.
    */
-  int64_t strides[32];
+  int64_t strides[SA_MAX_NDIM];
   /**
    * `sa_name`, valid until `sa_release`.
    */
@@ -304,7 +334,7 @@ typedef struct sa_list_entry {
   /**
    * Shape.
    */
-  int64_t shape[32];
+  int64_t shape[SA_MAX_NDIM];
   /**
    * Bytes of data in use.
    */
@@ -431,9 +461,10 @@ extern "C" {
  * `flags`: `SA_ORDER_F`, `SA_FORCE`, `SA_SPARSE`, `SA_POPULATE`, `SA_HUGEPAGES`,
  * `SA_SHARE_GROUP` or `SA_SHARE_ALL`, `SA_FORMAT_SHAREDARRAY`. Memory is reserved
  * unless `SA_SPARSE`, so a full filesystem is `SA_ERR_NO_SPACE` here, never a SIGBUS
- * later. Permissions are exactly 0600/0660/0666 whatever the umask. Other processes
- * attaching before this returns get `SA_ERR_NOT_READY`. On failure nothing is left
- * behind and `*out` is not written.
+ * later. Permissions are exactly 0600/0660/0666 whatever the umask. The array gets
+ * its name only once complete (`O_TMPFILE` + `linkat`), so no process ever sees it
+ * half made; with `SA_FORCE` it replaces an existing array atomically. On failure
+ * every name is as it was and `*out` is not written.
  *
  * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, bad name, ndim, negative or overflowing
  * shape, unknown dtype or flag), `SA_ERR_EXISTS`, `SA_ERR_NO_SPACE`,
@@ -453,13 +484,16 @@ int sa_create(const char *name,
 
 /**
  * Attaches the existing array `name` into `*out`. `flags`: `SA_READONLY` (a
- * read-only mapping: writes fault), `SA_POPULATE`. Recognises ndshm v1 and SharedArray
- * segments (both trailer sizes).
+ * read-only mapping: writes fault), `SA_POPULATE`, `SA_ALLOW_OTHER_OWNER`,
+ * `SA_FOLLOW_SYMLINKS`. Recognises ndshm v1 and SharedArray segments (both trailer
+ * sizes). Never blocks: a FIFO or socket under the name is `SA_ERR_FORMAT`.
  *
  * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_NOT_READY` (its
- * creator is still initialising it: retry, or use `sa_attach_wait`), `SA_ERR_FORMAT`
- * (corrupt, truncated, foreign, or a newer format version), `SA_ERR_UNSUPPORTED`,
- * `SA_ERR_PERMISSION`, `SA_ERR_IO`. `*out` is written only on success.
+ * creator is still filling it: retry, or use `sa_attach_wait`), `SA_ERR_OWNER_DIED`
+ * (that creator died), `SA_ERR_FORMAT` (corrupt, truncated, foreign, a newer format
+ * version, or not a regular file), `SA_ERR_UNSUPPORTED`, `SA_ERR_PERMISSION` (also:
+ * another user's array without `SA_ALLOW_OTHER_OWNER`, a symbolic link without
+ * `SA_FOLLOW_SYMLINKS`), `SA_ERR_IO`. `*out` is written only on success.
  *
  * # Safety
  * `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -469,7 +503,8 @@ int sa_attach(const char *name, uint32_t flags, struct sa_array **out);
 /**
  * Like `sa_attach`, but waits up to `timeout_ms` milliseconds for the array to exist
  * and be ready (0: try once; negative: wait without limit). Polls with a backoff of
- * up to 5 ms. Returns `SA_ERR_TIMEOUT` naming the last reason when time runs out.
+ * up to 5 ms. Returns `SA_ERR_TIMEOUT` naming the last reason when time runs out, and
+ * `SA_ERR_OWNER_DIED` as soon as the creator of the array is seen to have died.
  *
  * # Safety
  * As `sa_attach`.
@@ -519,15 +554,28 @@ void sa_release(struct sa_array *arr);
 
 /**
  * Removes the name of an array; existing mappings stay valid and the memory is freed
- * with the last one. Refuses (`SA_ERR_FORMAT`) to remove a file that is not an array.
+ * with the last one. Only a regular file that positively is an array (v1, possibly
+ * damaged, or SharedArray) is removed, never a symbolic link: anything else is
+ * `SA_ERR_FORMAT`. An array whose creator is alive and still initialising it is
+ * `SA_ERR_NOT_READY` (see `sa_delete_ex`). A file this process cannot read to check is
+ * `SA_ERR_PERMISSION`.
  *
  * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`,
- * `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ * `SA_ERR_NOT_READY`, `SA_ERR_PERMISSION`, `SA_ERR_IO`.
  *
  * # Safety
  * `name` is NULL or a NUL-terminated string.
  */
 int sa_delete(const char *name);
+
+/**
+ * `sa_delete` with flags: `SA_DELETE_IN_PROGRESS` also deletes an array whose live
+ * creator is still initialising it.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string.
+ */
+int sa_delete_ex(const char *name, uint32_t flags);
 
 /**
  * Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
@@ -706,7 +754,8 @@ size_t sa_dtype_itemsize(sa_dtype dtype);
 /**
  * The message of the last failed ndshm call on this thread, naming the array and the
  * OS error, e.g. `shm://sim-out: no space left: 2.0 GiB requested, 1.1 GiB free in
- * /dev/shm: No space left on device (os error 28)`.
+ * /dev/shm: No space left on device (os error 28)`. When a flag would have made the
+ * call succeed, the message ends with it, e.g. `[flag SA_FORCE]`.
  *
  * Never NULL; an empty string when no call has failed on this thread. Successful calls
  * leave it unchanged. The pointer is valid until the next failing ndshm call on the

@@ -31,7 +31,10 @@ CONSTANTS = [
 
 
 def value(name):
-    m = re.search(rf"^#define {name} (.+)$", HEADER, re.M)
+    # A #define, or an enumerator (the status codes are `enum sa_status`).
+    m = re.search(rf"^#define {name} (.+)$", HEADER, re.M) or re.search(
+        rf"^\s+{name} = (-?\d+),?$", HEADER, re.M
+    )
     if not m:
         sys.exit(f"{name} is not in include/ndshm.h")
     return int(eval(m.group(1)))  # noqa: S307 - our own header: integer expressions

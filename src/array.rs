@@ -1,8 +1,27 @@
-//! The array handle: create, attach, delete, and what one can do with a mapping.
+//! The array handle: create, attach, delete, and access to the mapped data.
+//!
+//! # Memory model
+//!
+//! The data of an array is memory that other processes may read and write at any
+//! time. Rust's references promise the opposite (`&[T]`: nobody writes; `&mut [T]`:
+//! nobody else reads or writes), so the safe API never hands one out. It gives:
+//!
+//! * element and bulk copies ([`Array::get`], [`Array::set`], [`Array::copy_to`],
+//!   [`Array::copy_from`], [`Array::to_vec`], [`Array::fill`]) that go through raw
+//!   pointers only. Another process writing at the same time can make a copy mix old
+//!   and new values (a *torn* read), never undefined behaviour in this process: the
+//!   bytes are plain data valid for every bit pattern ([`Element`]) and no reference
+//!   to the shared bytes ever exists. Consistent snapshots are built on top of these
+//!   by the seqlock in the header (docs/FORMAT.md, "Memory model");
+//! * raw pointers ([`Array::as_ptr`], [`Array::as_mut_ptr`]) for code that brings its
+//!   own protocol;
+//! * `unsafe` slice views ([`Array::as_slice`], [`Array::as_mut_slice`]) whose
+//!   contract is that no process writes (respectively, no other process reads or
+//!   writes) the data while the slice lives: a lock, a barrier, or an array that is
+//!   written once and then only read.
 
 use std::fs::File;
 use std::io;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,214 +29,15 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::dtype::{Dtype, Element};
 use crate::error::{Error, ErrorKind, Result, human_bytes};
-use crate::format::{self, CHECKED_BYTES, Geometry, Header, Order, Probe, SegmentFormat, off};
+use crate::format::{self, Geometry, Header, Order, SegmentFormat, State, off};
 use crate::name::ArrayName;
+use crate::options::{AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect};
+use crate::segment::{self, Access, Writer};
 use crate::sys;
 
-/// Who may open a new array.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Share {
-    /// 0600: the owner only (default).
-    #[default]
-    Owner,
-    /// 0660: owner and group.
-    Group,
-    /// 0666: everybody.
-    All,
-}
-
-impl Share {
-    /// The permission bits.
-    pub fn mode(self) -> u32 {
-        match self {
-            Share::Owner => 0o600,
-            Share::Group => 0o660,
-            Share::All => 0o666,
-        }
-    }
-}
-
-/// Bit flags shared with the C API (`SA_*`). Their values are ABI.
-pub mod flags {
-    /// Create: column-major (Fortran) order.
-    pub const ORDER_F: u32 = 1 << 0;
-    /// Create: replace an existing array of that name.
-    pub const FORCE: u32 = 1 << 1;
-    /// Create: do not reserve memory up front.
-    pub const SPARSE: u32 = 1 << 2;
-    /// Create and attach: prefault the pages.
-    pub const POPULATE: u32 = 1 << 3;
-    /// Create: ask for transparent huge pages where the kernel allows.
-    pub const HUGEPAGES: u32 = 1 << 4;
-    /// Create: permissions 0660.
-    pub const SHARE_GROUP: u32 = 1 << 5;
-    /// Create: permissions 0666.
-    pub const SHARE_ALL: u32 = 1 << 6;
-    /// Create: SharedArray 3.x layout (numpy-2 trailer).
-    pub const FORMAT_SHAREDARRAY: u32 = 1 << 7;
-    /// Attach: map read-only.
-    pub const READONLY: u32 = 1 << 8;
-    /// Every flag `create` accepts.
-    pub const CREATE_MASK: u32 = ORDER_F
-        | FORCE
-        | SPARSE
-        | POPULATE
-        | HUGEPAGES
-        | SHARE_GROUP
-        | SHARE_ALL
-        | FORMAT_SHAREDARRAY;
-    /// Every flag `attach` accepts.
-    pub const ATTACH_MASK: u32 = READONLY | POPULATE;
-}
-
-/// How to create an array. Build with `CreateOptions::default()` and the setters, or
-/// from C flag bits with [`CreateOptions::from_flags`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CreateOptions {
-    /// Storage order.
-    pub order: Option<Order>,
-    /// Replace an existing array of that name.
-    pub force: bool,
-    /// Do not reserve memory (pages are allocated on first write; a full filesystem
-    /// then means SIGBUS, as with the tools ndshm replaces).
-    pub sparse: bool,
-    /// Prefault every page at create.
-    pub populate: bool,
-    /// Advise transparent huge pages on the data.
-    pub hugepages: bool,
-    /// Permissions.
-    pub share: Share,
-    /// Write SharedArray's layout instead of v1.
-    pub sharedarray_format: bool,
-}
-
-impl CreateOptions {
-    /// Options from `SA_*` create flags; unknown or contradictory bits are errors.
-    pub fn from_flags(bits: u32) -> Result<Self> {
-        use flags::*;
-        if bits & !CREATE_MASK != 0 {
-            return Err(Error::invalid(format!(
-                "unknown create flag bits {:#x}",
-                bits & !CREATE_MASK
-            )));
-        }
-        if bits & SHARE_GROUP != 0 && bits & SHARE_ALL != 0 {
-            return Err(Error::invalid(
-                "SA_SHARE_GROUP and SA_SHARE_ALL are mutually exclusive",
-            ));
-        }
-        Ok(CreateOptions {
-            order: Some(if bits & ORDER_F != 0 {
-                Order::F
-            } else {
-                Order::C
-            }),
-            force: bits & FORCE != 0,
-            sparse: bits & SPARSE != 0,
-            populate: bits & POPULATE != 0,
-            hugepages: bits & HUGEPAGES != 0,
-            share: if bits & SHARE_ALL != 0 {
-                Share::All
-            } else if bits & SHARE_GROUP != 0 {
-                Share::Group
-            } else {
-                Share::Owner
-            },
-            sharedarray_format: bits & FORMAT_SHAREDARRAY != 0,
-        })
-    }
-
-    /// Sets the storage order.
-    pub fn order(mut self, o: Order) -> Self {
-        self.order = Some(o);
-        self
-    }
-    /// Replace an existing array.
-    pub fn force(mut self, yes: bool) -> Self {
-        self.force = yes;
-        self
-    }
-    /// Do not reserve memory.
-    pub fn sparse(mut self, yes: bool) -> Self {
-        self.sparse = yes;
-        self
-    }
-    /// Prefault pages.
-    pub fn populate(mut self, yes: bool) -> Self {
-        self.populate = yes;
-        self
-    }
-    /// Advise huge pages.
-    pub fn hugepages(mut self, yes: bool) -> Self {
-        self.hugepages = yes;
-        self
-    }
-    /// Permissions.
-    pub fn share(mut self, s: Share) -> Self {
-        self.share = s;
-        self
-    }
-    /// SharedArray layout.
-    pub fn sharedarray_format(mut self, yes: bool) -> Self {
-        self.sharedarray_format = yes;
-        self
-    }
-}
-
-/// How to attach.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AttachOptions {
-    /// Map read-only: writes through the mapping fault, and mutating calls fail with
-    /// [`ErrorKind::ReadOnly`].
-    pub readonly: bool,
-    /// Prefault every page.
-    pub populate: bool,
-}
-
-impl AttachOptions {
-    /// Options from `SA_*` attach flags; unknown bits are errors.
-    pub fn from_flags(bits: u32) -> Result<Self> {
-        if bits & !flags::ATTACH_MASK != 0 {
-            return Err(Error::invalid(format!(
-                "unknown attach flag bits {:#x}",
-                bits & !flags::ATTACH_MASK
-            )));
-        }
-        Ok(AttachOptions {
-            readonly: bits & flags::READONLY != 0,
-            populate: bits & flags::POPULATE != 0,
-        })
-    }
-}
-
-/// What a checked attach expects; `None` accepts anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Expect {
-    /// Expected shape; a negative entry accepts any length on that axis. Its length is
-    /// the expected ndim.
-    pub shape: Option<Vec<i64>>,
-    /// Expected dtype.
-    pub dtype: Option<Dtype>,
-    /// Expected order.
-    pub order: Option<Order>,
-}
-
-/// `msync` modes (the values of the C `SA_MS_*` constants).
-pub mod ms {
-    /// Schedule the write-back and return.
-    pub const ASYNC: i32 = 1;
-    /// Invalidate other mappings of the same file.
-    pub const INVALIDATE: i32 = 2;
-    /// Write back and wait.
-    pub const SYNC: i32 = 4;
-}
-
 /// A mapped array: the handle behind the C `sa_array`. Unmapped when dropped; dropping
-/// never deletes the array.
-///
-/// Other processes may write the same memory at any time: Rust's aliasing guarantees
-/// hold within this process only. Use the snapshot and lock features (or your own
-/// protocol) to coordinate writers and readers across processes.
+/// never deletes the array. See the module documentation for how the data may be
+/// accessed while other processes use it.
 #[derive(Debug)]
 pub struct Array {
     name: ArrayName,
@@ -227,101 +47,110 @@ pub struct Array {
     readonly: bool,
 }
 
-// The mapping is plain shared memory; the handle has no thread-affine state.
+// The handle has no thread-affine state; the mapping is shared memory whose accesses
+// go through raw pointers (see the memory model above).
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Array>();
 };
 
-/// Maps an OS error to an Error naming the array; formats only when it fails.
-fn ctx<'a>(name: &'a ArrayName, what: &'a str) -> impl Fn(io::Error) -> Error + 'a {
-    move |e| Error::os(format!("{name}: {what}"), e)
-}
-
 impl Array {
     /// Creates a new array, zero-filled, and maps it read-write.
     ///
-    /// Unless `opts.sparse`, the memory is reserved (`posix_fallocate`) first, so a full
-    /// filesystem is [`ErrorKind::NoSpace`] here and never a SIGBUS later. Attachers
-    /// see [`ErrorKind::NotReady`] until the header is complete. A failed create
-    /// removes what it made.
+    /// The array gets its name only once its header is complete and its memory
+    /// reserved (unless `opts.sparse`), so attachers never see it half made, a full
+    /// filesystem is [`ErrorKind::NoSpace`] here and never a SIGBUS later, and a failed
+    /// create leaves every name as it was. With `opts.force` an existing array (only an
+    /// array) is replaced atomically.
     pub fn create(name: &str, shape: &[i64], dtype: Dtype, opts: &CreateOptions) -> Result<Array> {
         let name = ArrayName::parse(name)?;
         format::check_ndim(shape.len() as i64).map_err(|e| e.context(&name))?;
         let nbytes = format::nbytes_for(shape, dtype.itemsize()).map_err(|e| e.context(&name))?;
-        let order = opts.order.unwrap_or(Order::C);
-        if opts.sharedarray_format && order == Order::F {
+        if opts.sharedarray_format && opts.order == Order::F {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!("{name}: the SharedArray format stores C order only"),
             ));
         }
-        let (format, data_offset, total) = if opts.sharedarray_format {
-            let total = nbytes.checked_add(format::SA_TRAILER_NPY2 as u64);
-            (SegmentFormat::SharedArray { maxdims: 64 }, 0, total)
+        let data_offset = if opts.sharedarray_format {
+            0
         } else {
-            let off = format::data_offset_for(sys::page_size());
-            let v1 = SegmentFormat::V1 {
-                minor: format::VERSION_MINOR,
-            };
-            (v1, off, off.checked_add(nbytes))
+            format::data_offset_for(sys::page_size())
         };
-        let total = total
-            .filter(|&t| t <= isize::MAX as u64)
-            .ok_or_else(|| Error::invalid(format!("{name}: shape {shape:?} is too large")))?;
+        let total_ok = data_offset
+            .checked_add(nbytes)
+            .and_then(|t| t.checked_add(format::SA_TRAILER_NPY2 as u64))
+            .is_some_and(|t| t <= isize::MAX as u64);
+        if !total_ok {
+            return Err(Error::invalid(format!(
+                "{name}: shape {shape:?} is too large"
+            )));
+        }
         let geometry = Geometry {
             dtype,
-            order,
+            order: opts.order,
             shape: shape.to_vec(),
             nbytes,
             capacity: nbytes,
             data_offset,
         };
 
-        let mode = opts.share.mode();
-        let file = create_exclusive(&name, mode, opts.force)?;
-        // From here on the name is ours: remove it if anything fails.
-        let made = Created {
-            name: &name,
-            keep: false,
+        let mut w = Writer::begin(&name, opts.share.mode())?;
+        let format = if opts.sharedarray_format {
+            w.write_sharedarray_trailer(&geometry)?;
+            segment::sharedarray_format()
+        } else {
+            let header = Header {
+                minor: format::VERSION_MINOR,
+                page_size: sys::page_size() as u32,
+                geometry: geometry.clone(),
+                creator: sys::current_creator(),
+                create_flags: (opts.order == Order::F) as u32,
+                created_ns: sys::now_ns(),
+            };
+            w.write_header(&header, State::Ready)?;
+            SegmentFormat::V1 {
+                minor: format::VERSION_MINOR,
+            }
         };
-        let arr = init_segment(&name, file, format, geometry, total, opts)?;
-        made.keep();
-        Ok(arr)
+        w.reserve(opts.sparse)?;
+        let total = w.total();
+        let file = w.publish(opts.force)?;
+        let map = map_file(&name, &file, total, false, opts.populate)?;
+        if opts.hugepages {
+            advise_hugepages(&map, geometry.data_offset as usize);
+        }
+        Ok(Array {
+            name,
+            map,
+            format,
+            geometry,
+            readonly: false,
+        })
     }
 
-    /// Attaches to an existing array.
+    /// Attaches to an existing array, waiting when `opts.wait` says so.
     ///
-    /// Errors: [`ErrorKind::NotFound`], [`ErrorKind::NotReady`] while its creator is
-    /// still initialising it, [`ErrorKind::Format`] for anything that is not a valid
-    /// v1 or SharedArray segment.
+    /// Errors: [`ErrorKind::NotFound`]; [`ErrorKind::NotReady`] while a live creator is
+    /// still initialising it; [`ErrorKind::OwnerDied`] when that creator died;
+    /// [`ErrorKind::Format`] for anything that is not a valid v1 or SharedArray
+    /// segment in a regular file; [`ErrorKind::Permission`] for another user's array
+    /// (see [`AttachOptions::allow_other_owner`]) or a symbolic link (see
+    /// [`AttachOptions::follow_symlinks`]); [`ErrorKind::Timeout`] when a wait ran out,
+    /// naming the last reason.
     pub fn attach(name: &str, opts: &AttachOptions) -> Result<Array> {
         let name = ArrayName::parse(name)?;
-        let oflag = if opts.readonly {
-            libc::O_RDONLY
-        } else {
-            libc::O_RDWR
+        let Some(timeout) = opts.wait else {
+            return attach_once(name, opts);
         };
-        let file = sys::open(&name, oflag, 0).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                Error::os(format!("{name}: no such array"), e)
-            } else {
-                Error::os(format!("{name}: open"), e)
-            }
-        })?;
-        map_existing(name, &file, opts)
-    }
-
-    /// Attaches, waiting up to `timeout` for the array to exist and be ready. A zero
-    /// timeout tries once. Fails with [`ErrorKind::Timeout`] naming the last reason.
-    pub fn attach_wait(name: &str, opts: &AttachOptions, timeout: Duration) -> Result<Array> {
-        let deadline = Instant::now() + timeout;
+        // No deadline when the timeout does not fit (Duration::MAX: wait forever).
+        let deadline = Instant::now().checked_add(timeout);
         let mut pause = Duration::from_micros(50);
         loop {
-            match Array::attach(name, opts) {
+            match attach_once(name.clone(), opts) {
                 Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotReady) => {
                     let now = Instant::now();
-                    if now >= deadline {
+                    if deadline.is_some_and(|d| now >= d) {
                         if timeout.is_zero() {
                             return Err(e);
                         }
@@ -330,7 +159,8 @@ impl Array {
                             format!("timed out after {timeout:?}: {}", e.message()),
                         ));
                     }
-                    std::thread::sleep(pause.min(deadline - now));
+                    let left = deadline.map_or(pause, |d| d - now);
+                    std::thread::sleep(pause.min(left));
                     pause = (pause * 2).min(Duration::from_millis(5));
                 }
                 r => return r,
@@ -338,26 +168,10 @@ impl Array {
         }
     }
 
-    /// Attaches and checks the array against `expect`: [`ErrorKind::Mismatch`] names
-    /// both the expected and the found values.
+    /// Attaches (see [`Array::attach`]) and checks the array against `expect`:
+    /// [`ErrorKind::Mismatch`] names both the expected and the found values.
     pub fn attach_checked(name: &str, opts: &AttachOptions, expect: &Expect) -> Result<Array> {
         let a = Array::attach(name, opts)?;
-        a.check(expect)?;
-        Ok(a)
-    }
-
-    /// Attaches with everything at once: waits up to `timeout` when given (see
-    /// [`Array::attach_wait`]), then checks against `expect` (see [`Array::attach_checked`]).
-    pub fn attach_with(
-        name: &str,
-        opts: &AttachOptions,
-        timeout: Option<Duration>,
-        expect: &Expect,
-    ) -> Result<Array> {
-        let a = match timeout {
-            Some(t) => Array::attach_wait(name, opts, t)?,
-            None => Array::attach(name, opts)?,
-        };
         a.check(expect)?;
         Ok(a)
     }
@@ -365,9 +179,16 @@ impl Array {
     /// Checks this array against `expect`.
     pub fn check(&self, expect: &Expect) -> Result<()> {
         let g = &self.geometry;
-        let shape_ok = expect.shape.as_ref().is_none_or(|s| {
-            s.len() == g.shape.len() && s.iter().zip(&g.shape).all(|(&e, &f)| e < 0 || e == f)
-        });
+        let shape_ok = match &expect.shape {
+            ShapeExpect::Any => true,
+            ShapeExpect::Ndim(n) => *n == g.shape.len(),
+            ShapeExpect::Dims(d) => {
+                d.len() == g.shape.len()
+                    && d.iter()
+                        .zip(&g.shape)
+                        .all(|(e, &f)| e.is_none_or(|e| e == f))
+            }
+        };
         let dtype_ok = expect.dtype.is_none_or(|d| d == g.dtype);
         let order_ok = expect
             .order
@@ -375,21 +196,28 @@ impl Array {
         if shape_ok && dtype_ok && order_ok {
             return Ok(());
         }
-        let show = |s: Option<&Vec<i64>>, d: Option<Dtype>, o: Option<Order>| {
-            format!(
-                "shape {} dtype {} order {}",
-                s.map_or("any".into(), |s| format!("{s:?}")),
-                d.map_or("any", |d| d.name()),
-                o.map_or("any", |o| if o == Order::C { "C" } else { "F" })
-            )
+        let shape = match &expect.shape {
+            ShapeExpect::Any => "any".to_string(),
+            ShapeExpect::Ndim(n) => format!("any of {n} dimensions"),
+            ShapeExpect::Dims(d) => {
+                let dims: Vec<String> = d
+                    .iter()
+                    .map(|x| x.map_or("any".to_string(), |v| v.to_string()))
+                    .collect();
+                format!("[{}]", dims.join(", "))
+            }
         };
+        let order = |o: Option<Order>| o.map_or("any", |o| if o == Order::C { "C" } else { "F" });
         Err(Error::new(
             ErrorKind::Mismatch,
             format!(
-                "{}: expected {}, found {}",
+                "{}: expected shape {shape} dtype {} order {}, found shape {:?} dtype {} order {}",
                 self.name,
-                show(expect.shape.as_ref(), expect.dtype, expect.order),
-                show(Some(&g.shape), Some(g.dtype), Some(g.order))
+                expect.dtype.map_or("any", |d| d.name()),
+                order(expect.order),
+                g.shape,
+                g.dtype,
+                order(Some(g.order))
             ),
         ))
     }
@@ -428,13 +256,15 @@ impl Array {
     }
     /// Bytes of data.
     pub fn nbytes(&self) -> usize {
+        // Validated to be at most isize::MAX.
         self.geometry.nbytes as usize
     }
     /// Bytes reserved for data.
     pub fn capacity(&self) -> usize {
         self.geometry.capacity as usize
     }
-    /// Byte strides, numpy-style.
+    /// Byte strides, numpy-style. Every shape ndshm accepts has strides that fit in an
+    /// `i64` (see [`format::nbytes_for`]); zero dimensions count as one.
     pub fn strides(&self) -> Vec<i64> {
         let shape = &self.geometry.shape;
         let mut s = vec![0i64; shape.len()];
@@ -462,7 +292,8 @@ impl Array {
         self.readonly
     }
 
-    /// Pointer to the first element (page aligned).
+    /// Pointer to the first element (page aligned). Other processes may write through
+    /// it at any time; see the module documentation.
     pub fn as_ptr(&self) -> *const u8 {
         // data_offset + capacity <= mapping length was checked when mapping.
         self.map
@@ -504,25 +335,120 @@ impl Array {
         Ok(())
     }
 
-    /// The elements as a slice, in storage order. Fails with [`ErrorKind::Mismatch`]
-    /// when `T` is not the array's dtype.
-    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+    fn typed_ptr<T: Element>(&self) -> Result<*const T> {
         self.check_dtype::<T>()?;
-        let ptr = NonNull::new(self.as_ptr() as *mut T).unwrap_or(NonNull::dangling());
+        Ok(self.as_ptr().cast())
+    }
+
+    fn index<T: Element>(&self, i: usize) -> Result<()> {
+        if i >= self.len() {
+            return Err(Error::invalid(format!(
+                "{}: index {i} is out of bounds for {} elements",
+                self.name,
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Element `i` in storage order (a volatile read: another process may write it).
+    pub fn get<T: Element>(&self, i: usize) -> Result<T> {
+        let p = self.typed_ptr::<T>()?;
+        self.index::<T>(i)?;
+        // SAFETY: i < len, so the element lies inside the mapped data region, which is
+        // page aligned and so aligned for T; T is valid for any bits (Element).
+        Ok(unsafe { p.add(i).read_volatile() })
+    }
+
+    /// Sets element `i` in storage order (a volatile write).
+    pub fn set<T: Element>(&mut self, i: usize, v: T) -> Result<()> {
+        self.check_dtype::<T>()?;
+        self.index::<T>(i)?;
+        let p = self.as_mut_ptr()?.cast::<T>();
+        // SAFETY: as in `get`, and the mapping is writable (checked by as_mut_ptr).
+        unsafe { p.add(i).write_volatile(v) };
+        Ok(())
+    }
+
+    /// Copies the elements into `dst`, which must hold exactly [`Array::len`] of them.
+    /// A concurrent writer can make the copy torn (see the module documentation).
+    pub fn copy_to<T: Element>(&self, dst: &mut [T]) -> Result<()> {
+        let p = self.typed_ptr::<T>()?;
+        self.same_len(dst.len())?;
+        // SAFETY: the source is the mapped data region of len elements (checked when
+        // mapped), read through a raw pointer only; the destination is a private,
+        // distinct buffer of the same length; T is plain data.
+        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    /// The elements, copied into a new vector.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        let mut v = vec![T::default(); self.len()];
+        self.copy_to(&mut v)?;
+        Ok(v)
+    }
+
+    /// Copies `src`, which must hold exactly [`Array::len`] elements, into the array.
+    pub fn copy_from<T: Element>(&mut self, src: &[T]) -> Result<()> {
+        self.check_dtype::<T>()?;
+        self.same_len(src.len())?;
+        let p = self.as_mut_ptr()?.cast::<T>();
+        // SAFETY: the destination is the writable mapped data region of len elements,
+        // written through a raw pointer only; the source is a distinct private slice.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        self.touch_write_time();
+        Ok(())
+    }
+
+    fn same_len(&self, n: usize) -> Result<()> {
+        if n != self.len() {
+            return Err(Error::invalid(format!(
+                "{}: the buffer has {n} elements, the array {}",
+                self.name,
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The elements as a slice, in storage order.
+    ///
+    /// # Safety
+    /// No process (this one included, through another handle or pointer) may write the
+    /// array's data while the returned slice lives: Rust assumes a `&[T]` never
+    /// changes. Hold a lock, or use arrays that are written once and then only read.
+    pub unsafe fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        let p = self.typed_ptr::<T>()?;
+        let p = if self.is_empty() {
+            std::ptr::NonNull::<T>::dangling().as_ptr()
+        } else {
+            p.cast_mut()
+        };
         // SAFETY: the data region [data_offset, data_offset + nbytes) lies inside the
         // mapping (checked against the file size when mapped) and lives as long as
-        // &self; it is page aligned, so aligned for T; T is plain old data valid for any
-        // bits (Element contract) and T::DTYPE matches, so len * size_of::<T>() == nbytes.
-        Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr(), self.len()) })
+        // &self; it is page aligned, so aligned for T; T is valid for any bits and
+        // T::DTYPE matches, so len * size_of::<T>() == nbytes; nobody writes it while
+        // the slice lives, per this function's contract.
+        Ok(unsafe { std::slice::from_raw_parts(p, self.len()) })
     }
 
     /// The elements as a mutable slice. Fails on a dtype mismatch or a read-only handle.
-    pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
+    ///
+    /// # Safety
+    /// No other process may read or write the array's data while the returned slice
+    /// lives: Rust assumes a `&mut [T]` is the only access.
+    pub unsafe fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
         self.check_dtype::<T>()?;
-        let ptr = self.as_mut_ptr()? as *mut T;
-        // SAFETY: as in as_slice, and &mut self gives exclusive access within this
-        // process to a writable (PROT_WRITE) mapping.
-        Ok(unsafe { std::slice::from_raw_parts_mut(ptr, self.len()) })
+        let p = if self.is_empty() {
+            self.writable()?;
+            std::ptr::NonNull::<T>::dangling().as_ptr()
+        } else {
+            self.as_mut_ptr()?.cast::<T>()
+        };
+        // SAFETY: as in as_slice, and &mut self plus this function's contract give
+        // exclusive access to a writable (PROT_WRITE) mapping.
+        Ok(unsafe { std::slice::from_raw_parts_mut(p, self.len()) })
     }
 
     /// Sets every element to the value whose bytes are `value` (exactly `itemsize` bytes).
@@ -538,21 +464,26 @@ impl Array {
         }
         let n = self.nbytes();
         let ptr = self.as_mut_ptr()?;
-        if n == 0 {
-            return Ok(());
-        }
-        // SAFETY: [ptr, ptr + n) is the writable data region of this mapping.
-        let data = unsafe { std::slice::from_raw_parts_mut(ptr, n) };
-        if value.iter().all(|&b| b == value[0]) {
-            data.fill(value[0]); // memset
-        } else {
-            // Write one element, then double the filled prefix with memcpy.
-            data[..value.len()].copy_from_slice(value);
-            let mut done = value.len();
-            while done < n {
-                let k = done.min(n - done);
-                data.copy_within(..k, done);
-                done += k;
+        if n > 0 {
+            if value.iter().all(|&b| b == value[0]) {
+                // SAFETY: [ptr, ptr + n) is the writable data region of this mapping.
+                unsafe { std::ptr::write_bytes(ptr, value[0], n) };
+            } else {
+                // One element, then the filled prefix doubled with memcpy, all through
+                // raw pointers (no reference to shared memory).
+                // SAFETY: every range below lies inside [ptr, ptr + n), source and
+                // destination of each copy are disjoint (done <= n - done is not
+                // required: k = min(done, n - done) bytes from the prefix [0, done) to
+                // [done, done + k)), and value has itemsize <= n bytes.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(value.as_ptr(), ptr, value.len());
+                    let mut done = value.len();
+                    while done < n {
+                        let k = done.min(n - done);
+                        std::ptr::copy_nonoverlapping(ptr, ptr.add(done), k);
+                        done += k;
+                    }
+                }
             }
         }
         self.touch_write_time();
@@ -562,7 +493,8 @@ impl Array {
     /// Sets every element to `value`; `T` must be the array's dtype.
     pub fn fill<T: Element>(&mut self, value: T) -> Result<()> {
         self.check_dtype::<T>()?;
-        // SAFETY: T is plain old data without padding (Element contract).
+        // SAFETY: T is plain old data without padding (Element contract), so its bytes
+        // are initialised.
         let bytes = unsafe {
             std::slice::from_raw_parts((&value as *const T).cast::<u8>(), size_of::<T>())
         };
@@ -573,29 +505,19 @@ impl Array {
     pub fn touch_write_time(&self) {
         if let (SegmentFormat::V1 { .. }, false) = (self.format, self.readonly) {
             // SAFETY: v1 mappings are at least HEADER_BYTES long and page aligned, so
-            // WRITE_NS is in bounds and 8-aligned; it is only accessed atomically.
+            // WRITE_NS is in bounds and 8-aligned; every process accesses it atomically.
             let w = unsafe { &*(self.map.as_ptr().add(off::WRITE_NS) as *const AtomicI64) };
             w.store(sys::now_ns(), Ordering::Relaxed);
         }
     }
 
-    /// `msync(2)` over the whole mapping; `mode` is a combination of [`ms`] values.
-    pub fn msync(&self, mode: i32) -> Result<()> {
-        let known = ms::ASYNC | ms::SYNC | ms::INVALIDATE;
-        if mode & !known != 0 || (mode & ms::ASYNC != 0 && mode & ms::SYNC != 0) {
-            return Err(Error::invalid(format!(
-                "{}: msync flags {mode:#x}: use SA_MS_ASYNC or SA_MS_SYNC, optionally with SA_MS_INVALIDATE",
-                self.name
-            )));
-        }
-        let mut f = 0;
-        if mode & ms::ASYNC != 0 {
-            f |= libc::MS_ASYNC;
-        }
-        if mode & ms::SYNC != 0 {
-            f |= libc::MS_SYNC;
-        }
-        if mode & ms::INVALIDATE != 0 {
+    /// `msync(2)` over the whole mapping, optionally invalidating other mappings.
+    pub fn msync(&self, flush: Flush, invalidate: bool) -> Result<()> {
+        let mut f = match flush {
+            Flush::Async => libc::MS_ASYNC,
+            Flush::Sync => libc::MS_SYNC,
+        };
+        if invalidate {
             f |= libc::MS_INVALIDATE;
         }
         // SAFETY: the range is exactly our live mapping.
@@ -610,12 +532,21 @@ impl Array {
     }
 
     /// Locks the data pages in memory (`mlock(2)`). Beyond `RLIMIT_MEMLOCK` this is
-    /// [`ErrorKind::NoSpace`] or [`ErrorKind::Permission`] with the limit in the message.
+    /// [`ErrorKind::NoSpace`] or [`ErrorKind::Permission`] with the limit in the message;
+    /// a segment truncated by another process is [`ErrorKind::Format`] saying so.
     pub fn mlock(&self) -> Result<()> {
         let (ptr, len) = self.data_range();
         // SAFETY: the range lies inside our live mapping.
         if len > 0 && unsafe { libc::mlock(ptr, len) } != 0 {
             let err = io::Error::last_os_error();
+            if let Some(size) = self.truncated_to() {
+                return Err(Error::format(format!(
+                    "{}: mlock: the segment was truncated to {} by another process, so \
+                     the pages past its end no longer exist",
+                    self.name,
+                    human_bytes(size)
+                )));
+            }
             let limit = match sys::memlock_limit() {
                 Some((soft, hard)) => {
                     // rlim_t is narrower than u64 on some targets.
@@ -644,6 +575,16 @@ impl Array {
         Ok(())
     }
 
+    /// The current size of the mapped file when it is now shorter than the mapping.
+    fn truncated_to(&self) -> Option<u64> {
+        let start = self.map.as_ptr() as usize;
+        let end = start + self.map.len();
+        let size = std::fs::metadata(format!("/proc/self/map_files/{start:x}-{end:x}"))
+            .ok()?
+            .len();
+        (size < self.map.len() as u64).then_some(size)
+    }
+
     /// Undoes [`Array::mlock`].
     pub fn munlock(&self) -> Result<()> {
         let (ptr, len) = self.data_range();
@@ -662,194 +603,64 @@ impl Array {
     }
 
     /// Removes an array's name. Existing mappings stay valid; the memory is freed with
-    /// the last one. Files that are not arrays are refused with [`ErrorKind::Format`],
-    /// so a typo cannot delete somebody else's segment.
+    /// the last one. Only regular files that positively are arrays are removed (others
+    /// are [`ErrorKind::Format`]), never a symbolic link, and an array whose live
+    /// creator is still initialising it only with `in_progress` (else
+    /// [`ErrorKind::NotReady`]).
     pub fn delete(name: &str) -> Result<()> {
-        let name = ArrayName::parse(name)?;
-        let no_such = |e: io::Error| {
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                Error::os(format!("{name}: no such array"), e)
-            } else {
-                Error::os(format!("{name}: delete"), e)
-            }
-        };
-        match sys::open(&name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
-            Ok(f) => {
-                if !crate::list::looks_like_array(&f).map_err(&no_such)? {
-                    return Err(Error::format(format!(
-                        "{name}: not an ndshm or SharedArray segment; refusing to delete it"
-                    )));
-                }
-            }
-            // Unreadable but present: unlinking needs only directory permission.
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {}
-            Err(e) => return Err(no_such(e)),
-        }
-        sys::unlink(&name).map_err(no_such)
+        Array::delete_with(name, &DeleteOptions::default())
+    }
+
+    /// [`Array::delete`] with options.
+    pub fn delete_with(name: &str, opts: &DeleteOptions) -> Result<()> {
+        segment::remove(&ArrayName::parse(name)?, opts)
     }
 }
 
-/// Removes a half-made array on drop unless kept.
-struct Created<'a> {
-    name: &'a ArrayName,
-    keep: bool,
-}
-
-impl Created<'_> {
-    fn keep(mut self) {
-        self.keep = true;
-    }
-}
-
-impl Drop for Created<'_> {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = sys::unlink(self.name);
-        }
-    }
-}
-
-fn create_exclusive(name: &ArrayName, mode: u32, force: bool) -> Result<File> {
-    let oflag = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
-    // With force, a racing creator can take the name between our unlink and our open;
-    // retry a few times, then report it.
-    for _ in 0..4 {
-        match sys::open(name, oflag, mode) {
-            Ok(f) => return Ok(f),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && force => {
-                if let Ok(old) = sys::open(name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
-                    if !crate::list::looks_like_array(&old).unwrap_or(true) {
-                        return Err(Error::new(
-                            ErrorKind::Exists,
-                            format!(
-                                "{name}: exists and is not an array; SA_FORCE replaces arrays only"
-                            ),
-                        ));
-                    }
-                }
-                match sys::unlink(name) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(e) => return Err(Error::os(format!("{name}: replace"), e)),
-                }
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                return Err(Error::os(
-                    format!("{name}: already exists (use SA_FORCE to replace it)"),
-                    e,
-                ));
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                return Err(Error::os(
-                    format!("{name}: create: the directory does not exist"),
-                    e,
-                ));
-            }
-            Err(e) => return Err(Error::os(format!("{name}: create"), e)),
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Exists,
-        format!("{name}: another process keeps creating this name; gave up replacing it"),
-    ))
-}
-
-fn no_space(name: &ArrayName, requested: u64, e: io::Error) -> Error {
-    let dir = sys::space_dir(name);
-    let free = match sys::space(&dir) {
-        Ok((_, free)) => format!("{} free in {}", human_bytes(free), dir.display()),
-        Err(_) => format!("free space in {} unknown", dir.display()),
+fn attach_once(name: ArrayName, opts: &AttachOptions) -> Result<Array> {
+    let access = Access {
+        write: !opts.readonly,
+        allow_other_owner: opts.allow_other_owner,
+        follow_symlinks: opts.follow_symlinks,
     };
-    Error::os(
-        format!(
-            "{name}: no space left: {} requested, {free}",
-            human_bytes(requested)
-        ),
-        e,
-    )
+    let (file, meta) = segment::open(&name, &access)?;
+    let size = meta.len();
+    let seg = segment::read(&name, &file, size)?;
+    if seg.state == State::Initialising {
+        return Err(segment::unfinished(&name, seg.creator.as_ref()));
+    }
+    let map = map_file(&name, &file, size, opts.readonly, opts.populate)?;
+    Ok(Array {
+        name,
+        map,
+        format: seg.format,
+        geometry: seg.geometry,
+        readonly: opts.readonly,
+    })
 }
 
-fn init_segment(
+fn map_file(
     name: &ArrayName,
-    file: File,
-    format: SegmentFormat,
-    geometry: Geometry,
-    total: u64,
-    opts: &CreateOptions,
-) -> Result<Array> {
-    // The umask may have removed bits the caller asked for; set them exactly.
-    sys::fchmod(&file, opts.share.mode()).map_err(ctx(name, "chmod"))?;
-    let reserve = |file: &File| -> Result<()> {
-        if opts.sparse {
-            file.set_len(total).map_err(ctx(name, "resize"))
-        } else {
-            sys::fallocate(file, total).map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT) => {
-                    no_space(name, total, e)
-                }
-                _ => Error::os(format!("{name}: reserve {}", human_bytes(total)), e),
-            })
-        }
-    };
-    let mut create_flags = 0u32;
-    if geometry.order == Order::F {
-        create_flags |= flags::ORDER_F;
-    }
-    match format {
-        SegmentFormat::V1 { minor } => {
-            // Header first, through the fd (no page fault), with state INITIALISING:
-            // from this point an attacher sees "not ready" with our pid, never garbage.
-            let header = Header {
-                minor,
-                page_size: sys::page_size() as u32,
-                geometry: geometry.clone(),
-                creator: sys::current_creator(),
-                create_flags,
-                created_ns: sys::now_ns(),
-            };
-            let mut page = vec![0u8; format::HEADER_BYTES];
-            page[..CHECKED_BYTES].copy_from_slice(&header.encode());
-            page[off::WRITE_NS..off::WRITE_NS + 8]
-                .copy_from_slice(&header.created_ns.to_ne_bytes());
-            sys::pwrite_all(&file, &page, 0).map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOSPC) => no_space(name, total, e),
-                _ => Error::os(format!("{name}: write header"), e),
-            })?;
-            reserve(&file)?;
-        }
-        SegmentFormat::SharedArray { .. } => {
-            reserve(&file)?;
-            let t = format::sharedarray_encode(&geometry);
-            sys::pwrite_all(&file, &t, geometry.nbytes)
-                .map_err(ctx(name, "write SharedArray trailer"))?;
-        }
-    }
+    file: &File,
+    size: u64,
+    readonly: bool,
+    populate: bool,
+) -> Result<MmapRaw> {
+    let len = usize::try_from(size)
+        .ok()
+        .filter(|&l| l <= isize::MAX as usize)
+        .ok_or_else(|| Error::format(format!("{name}: file too large to map ({size} bytes)")))?;
     let mut mo = MmapOptions::new();
-    mo.len(total as usize);
-    if opts.populate {
+    mo.len(len);
+    if populate {
         mo.populate();
     }
-    let map = mo.map_raw(&file).map_err(ctx(name, "mmap"))?;
-    if opts.hugepages {
-        advise_hugepages(&map, geometry.data_offset as usize);
+    if readonly {
+        mo.map_raw_read_only(file)
+    } else {
+        mo.map_raw(file)
     }
-    let arr = Array {
-        name: name.clone(),
-        map,
-        format,
-        geometry,
-        readonly: false,
-    };
-    if let SegmentFormat::V1 { .. } = format {
-        // Publish through the fd, after everything else: the header went in with the
-        // first pwrite and the reservation is complete, and a syscall orders both before
-        // this store for every reader. Writing through the mapping instead would fault
-        // the header page in (several µs on a VM) for nothing. The word goes from 0 to
-        // 1, so no reader can see a torn value.
-        sys::pwrite_all(&file, &format::STATE_READY.to_ne_bytes(), off::STATE as u64)
-            .map_err(ctx(name, "publish"))?;
-    }
-    Ok(arr)
+    .map_err(|e| Error::os(format!("{name}: mmap"), e))
 }
 
 #[cfg(target_os = "linux")]
@@ -860,117 +671,4 @@ fn advise_hugepages(map: &MmapRaw, data_offset: usize) {
         // accepts it and does nothing, which is the documented behaviour.
         let _ = map.advise_range(memmap2::Advice::HugePage, data_offset, len);
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_hugepages(_: &MmapRaw, _: usize) {}
-
-/// Validates an open segment and maps it. The header is read with pread, not through
-/// the mapping: touching the mapped header page would cost a page fault and a TLB flush
-/// at unmap, more than the syscall.
-fn map_existing(name: ArrayName, file: &File, opts: &AttachOptions) -> Result<Array> {
-    let mut head = [0u8; off::ATTR_LEN + 4];
-    let n = sys::pread_full(file, &mut head, 0).map_err(ctx(&name, "read"))?;
-    let v1 = format::probe(&head[..n]) == Probe::V1;
-    // fstat after reading a READY header: the creator sized the file before publishing.
-    let size = file.metadata().map_err(ctx(&name, "stat"))?.len();
-    let (format, geometry) = if v1 {
-        let h = match decode_v1(&name, &head[..n]) {
-            Err(e) if e.kind() == ErrorKind::Format => {
-                // A copy racing the creator's first write could mix old and new bytes:
-                // read once more before calling the segment corrupt.
-                let n = sys::pread_full(file, &mut head, 0).map_err(ctx(&name, "read"))?;
-                decode_v1(&name, &head[..n])?
-            }
-            r => r?,
-        };
-        (SegmentFormat::V1 { minor: h.minor }, h.geometry)
-    } else {
-        let tail_len = size.min(format::SA_TRAILER_NPY2 as u64) as usize;
-        let mut tail = [0u8; format::SA_TRAILER_NPY2];
-        let got = sys::pread_full(file, &mut tail[..tail_len], size - tail_len as u64)
-            .map_err(ctx(&name, "read"))?;
-        match format::sharedarray_decode(&tail[..got], size) {
-            Some(r) => {
-                let (g, maxdims) = r.map_err(|e| e.context(&name))?;
-                (SegmentFormat::SharedArray { maxdims }, g)
-            }
-            None if format::probe(&head[..n]) == Probe::Empty => {
-                let why = if size == 0 {
-                    "the segment is empty (its creator has not sized it yet)"
-                } else {
-                    "the header has not been written yet"
-                };
-                return Err(Error::new(
-                    ErrorKind::NotReady,
-                    format!("{name}: not ready: {why}"),
-                ));
-            }
-            None => {
-                return Err(Error::format(format!(
-                    "{name}: not an ndshm or SharedArray segment"
-                )));
-            }
-        }
-    };
-    geometry.check_fits(size).map_err(|e| e.context(&name))?;
-    if size > isize::MAX as u64 {
-        return Err(Error::format(format!(
-            "{name}: file too large to map ({size} bytes)"
-        )));
-    }
-    let mut mo = MmapOptions::new();
-    mo.len(size as usize);
-    if opts.populate {
-        mo.populate();
-    }
-    let map = if opts.readonly {
-        mo.map_raw_read_only(file)
-    } else {
-        mo.map_raw(file)
-    }
-    .map_err(ctx(&name, "mmap"))?;
-    Ok(Array {
-        name,
-        map,
-        format,
-        geometry,
-        readonly: opts.readonly,
-    })
-}
-
-/// Validates a v1 header read from a segment (`head`: its first bytes).
-fn decode_v1(name: &ArrayName, head: &[u8]) -> Result<Header> {
-    if head.len() < off::ATTR_LEN + 4 {
-        return Err(Error::format(format!(
-            "{name}: truncated segment ({} bytes, the header alone needs {})",
-            head.len(),
-            format::HEADER_BYTES
-        )));
-    }
-    let st = u32::from_ne_bytes(head[off::STATE..off::STATE + 4].try_into().unwrap());
-    if st == format::STATE_INITIALISING {
-        return Err(not_ready(name, head));
-    }
-    if st != format::STATE_READY {
-        return Err(Error::format(format!("{name}: unknown header state {st}")));
-    }
-    Header::decode(&head[..CHECKED_BYTES]).map_err(|e| e.context(name))
-}
-
-fn not_ready(name: &ArrayName, head: &[u8]) -> Error {
-    let who = match Header::decode(head) {
-        Ok(h) => match sys::creator_alive(&h.creator) {
-            Some(false) => format!(
-                "its creator (pid {}) died before finishing it; remove it with sa_delete",
-                h.creator.pid
-            ),
-            _ => format!(
-                "its creator (pid {}) is still initialising it",
-                h.creator.pid
-            ),
-        },
-        Err(_) => "its creator is still writing the header".to_string(),
-    };
-    Error::new(ErrorKind::NotReady, format!("{name}: not ready: {who}"))
 }

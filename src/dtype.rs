@@ -115,41 +115,47 @@ impl Dtype {
 
     /// The numpy type string in this machine's byte order: `"<f8"`, `"|u1"`, `"|b1"`.
     pub fn numpy_str(self) -> &'static str {
+        // ASCII by construction, so the conversion cannot fail.
+        self.numpy_cstr().to_str().unwrap_or("")
+    }
+
+    /// [`Dtype::numpy_str`] as a static NUL-terminated string, for the C layer to hand out
+    /// without allocating.
+    pub fn numpy_cstr(self) -> &'static std::ffi::CStr {
         use Dtype::*;
-        // Static strings so the C layer can hand out pointers without allocating.
         #[cfg(target_endian = "little")]
         let s = match self {
-            Bool => "|b1",
-            Int8 => "|i1",
-            Uint8 => "|u1",
-            Int16 => "<i2",
-            Uint16 => "<u2",
-            Int32 => "<i4",
-            Uint32 => "<u4",
-            Int64 => "<i8",
-            Uint64 => "<u8",
-            Float16 => "<f2",
-            Float32 => "<f4",
-            Float64 => "<f8",
-            Complex64 => "<c8",
-            Complex128 => "<c16",
+            Bool => c"|b1",
+            Int8 => c"|i1",
+            Uint8 => c"|u1",
+            Int16 => c"<i2",
+            Uint16 => c"<u2",
+            Int32 => c"<i4",
+            Uint32 => c"<u4",
+            Int64 => c"<i8",
+            Uint64 => c"<u8",
+            Float16 => c"<f2",
+            Float32 => c"<f4",
+            Float64 => c"<f8",
+            Complex64 => c"<c8",
+            Complex128 => c"<c16",
         };
         #[cfg(target_endian = "big")]
         let s = match self {
-            Bool => "|b1",
-            Int8 => "|i1",
-            Uint8 => "|u1",
-            Int16 => ">i2",
-            Uint16 => ">u2",
-            Int32 => ">i4",
-            Uint32 => ">u4",
-            Int64 => ">i8",
-            Uint64 => ">u8",
-            Float16 => ">f2",
-            Float32 => ">f4",
-            Float64 => ">f8",
-            Complex64 => ">c8",
-            Complex128 => ">c16",
+            Bool => c"|b1",
+            Int8 => c"|i1",
+            Uint8 => c"|u1",
+            Int16 => c">i2",
+            Uint16 => c">u2",
+            Int32 => c">i4",
+            Uint32 => c">u4",
+            Int64 => c">i8",
+            Uint64 => c">u8",
+            Float16 => c">f2",
+            Float32 => c">f4",
+            Float64 => c">f8",
+            Complex64 => c">c8",
+            Complex128 => c">c16",
         };
         s
     }
@@ -322,7 +328,7 @@ pub struct Complex<T> {
 /// Implementors must be plain old data: `Copy`, no padding, valid for every bit pattern
 /// (another process may write any bytes), with size equal to `DTYPE.itemsize()` and
 /// alignment no larger than it.
-pub unsafe trait Element: Copy + 'static {
+pub unsafe trait Element: Copy + Default + 'static {
     /// The dtype this Rust type views.
     const DTYPE: Dtype;
 }

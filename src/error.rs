@@ -1,76 +1,106 @@
 //! Errors of the safe core. Each error has a kind (which the C layer maps to one status
-//! code) and a complete human-readable message that names the array and, where there is
-//! one, the OS error.
+//! code), a complete human-readable message that names the array and, where there is
+//! one, the OS error, and optionally the option that would have made the call succeed
+//! (which each binding names in its own words).
 
 use std::fmt;
 use std::io;
 
-/// What went wrong, coarsely: one kind per C status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What went wrong, coarsely. This enum is the one list of error kinds: the C status
+/// codes (`src/ffi/error.rs`) map from it and every binding derives from those.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::IntoStaticStr, strum::EnumIter,
+)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// An argument is invalid: a bad name, shape, dtype, flag or size.
+    #[strum(to_string = "invalid argument")]
     Invalid,
     /// No array (or file) of that name exists.
+    #[strum(to_string = "not found")]
     NotFound,
     /// An array of that name already exists.
+    #[strum(to_string = "already exists")]
     Exists,
-    /// The segment is not a valid array: corrupt, truncated, foreign or a newer format.
+    /// The segment is not a valid array: corrupt, truncated, foreign, a newer format,
+    /// or not a regular file.
+    #[strum(to_string = "bad format")]
     Format,
     /// The array exists but does not have the expected shape, dtype or order.
+    #[strum(to_string = "mismatch")]
     Mismatch,
     /// Not enough memory or space (full tmpfs, RLIMIT_MEMLOCK, ...).
+    #[strum(to_string = "no space")]
     NoSpace,
-    /// The OS refused access.
+    /// The OS refused access, or the array belongs to another user and the caller did
+    /// not opt in to trusting it.
+    #[strum(to_string = "permission denied")]
     Permission,
-    /// The array is still being initialised by its creator.
+    /// The array is still being initialised by a live creator.
+    #[strum(to_string = "not ready")]
     NotReady,
     /// A wait ran out of time.
+    #[strum(to_string = "timed out")]
     Timeout,
-    /// The holder of a lock died while holding it.
+    /// The process that should have finished something died: the creator of an array
+    /// still being initialised, or the holder of a lock.
+    #[strum(to_string = "owner died")]
     OwnerDied,
     /// A write was attempted through a read-only handle.
+    #[strum(to_string = "read-only")]
     ReadOnly,
     /// The operation is not supported (for this format, platform or dtype).
+    #[strum(to_string = "unsupported")]
     Unsupported,
     /// Any other OS or I/O error.
+    #[strum(to_string = "I/O error")]
     Io,
 }
 
 impl ErrorKind {
-    /// A short name for the kind, as used in messages and by the C layer.
+    /// A short name for the kind, as used in messages: `"no space"`.
     pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// An option of the API that changes what a call accepts; errors that a caller can get
+/// past by choosing one name it, and each binding renders it in its own words (the C
+/// flag, the Python keyword, the command-line switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Opt {
+    /// Replace an existing array (create).
+    Force,
+    /// Attach to an array owned by another user.
+    AllowOtherOwner,
+    /// Follow a symbolic link at the array's name.
+    FollowSymlinks,
+    /// Delete an array whose creator is still initialising it.
+    InProgress,
+}
+
+impl Opt {
+    /// The option's name in the Rust API (and the Python keyword).
+    pub fn name(self) -> &'static str {
         match self {
-            ErrorKind::Invalid => "invalid argument",
-            ErrorKind::NotFound => "not found",
-            ErrorKind::Exists => "already exists",
-            ErrorKind::Format => "bad format",
-            ErrorKind::Mismatch => "mismatch",
-            ErrorKind::NoSpace => "no space",
-            ErrorKind::Permission => "permission denied",
-            ErrorKind::NotReady => "not ready",
-            ErrorKind::Timeout => "timed out",
-            ErrorKind::OwnerDied => "owner died",
-            ErrorKind::ReadOnly => "read-only",
-            ErrorKind::Unsupported => "unsupported",
-            ErrorKind::Io => "I/O error",
+            Opt::Force => "force",
+            Opt::AllowOtherOwner => "allow_other_owner",
+            Opt::FollowSymlinks => "follow_symlinks",
+            Opt::InProgress => "in_progress",
         }
     }
 }
 
-impl fmt::Display for ErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An ndshm error: a kind, a full message and, when the OS reported one, its errno.
+/// An ndshm error: a kind, a full message, the OS errno when the OS reported one, and
+/// the option that would lift it when there is one.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Error {
     kind: ErrorKind,
     message: String,
     errno: Option<i32>,
+    option: Option<Opt>,
 }
 
 /// Result with [`Error`].
@@ -83,6 +113,7 @@ impl Error {
             kind,
             message: message.into(),
             errno: None,
+            option: None,
         }
     }
 
@@ -106,6 +137,7 @@ impl Error {
             kind,
             message: format!("{what}: {err}"),
             errno,
+            option: None,
         }
     }
 
@@ -124,6 +156,12 @@ impl Error {
         self.errno
     }
 
+    /// The option that would make the call accept what it refused, if any. The message
+    /// already names it in the Rust API's words.
+    pub fn option(&self) -> Option<Opt> {
+        self.option
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Invalid, message)
     }
@@ -132,7 +170,13 @@ impl Error {
         Self::new(ErrorKind::Format, message)
     }
 
-    /// Prefixes the message (e.g. with the array's name) keeping kind and errno.
+    /// Records the option that lifts this error.
+    pub(crate) fn with_option(mut self, o: Opt) -> Self {
+        self.option = Some(o);
+        self
+    }
+
+    /// Prefixes the message (e.g. with the array's name) keeping kind, errno and option.
     pub(crate) fn context(mut self, prefix: impl fmt::Display) -> Self {
         self.message = format!("{prefix}: {}", self.message);
         self
@@ -173,5 +217,11 @@ mod tests {
         assert!(e.message().starts_with("x: "));
         let e = Error::os("x", io::Error::from_raw_os_error(libc::EIO));
         assert_eq!(e.kind(), ErrorKind::Io);
+    }
+
+    #[test]
+    fn kind_names() {
+        assert_eq!(ErrorKind::NoSpace.as_str(), "no space");
+        assert_eq!(ErrorKind::Io.to_string(), "I/O error");
     }
 }

@@ -29,6 +29,8 @@ pub const ATTR_CAPACITY: usize = 4096;
 pub const MIN_DATA_OFFSET: usize = ATTR_OFFSET + ATTR_CAPACITY;
 /// Largest number of dimensions.
 pub const MAX_NDIM: usize = 32;
+/// Longest host name stored in a header, in bytes (the field is 64 bytes, NUL padded).
+pub const MAX_HOSTNAME: usize = 63;
 
 /// Byte offsets of the v1 header fields (see docs/FORMAT.md).
 pub mod off {
@@ -102,10 +104,11 @@ pub const STATE_INITIALISING: u32 = 0;
 pub const STATE_READY: u32 = 1;
 
 /// Storage order of the elements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(i32)]
 pub enum Order {
     /// Row-major: the last index varies fastest (numpy's default).
+    #[default]
     C = 0,
     /// Column-major: the first index varies fastest (Fortran, Julia).
     F = 1,
@@ -119,12 +122,61 @@ pub enum SegmentFormat {
         /// Minor version found in the header.
         minor: u16,
     },
-    /// SharedArray 3.x: trailer with `NPY_MAXDIMS` = 32 (numpy 1 build, 292 bytes) or
-    /// 64 (numpy 2 build, 548 bytes).
-    SharedArray {
-        /// `NPY_MAXDIMS` of the build that wrote it.
-        maxdims: u8,
-    },
+    /// SharedArray 3.x, whose trailer layout depends on the numpy it was built against.
+    SharedArray(SharedArrayAbi),
+}
+
+/// The numpy ABI a SharedArray extension was built against, which fixes its trailer:
+/// `NPY_MAXDIMS` is 32 under numpy 1 (a 292-byte trailer) and 64 under numpy 2 (548).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SharedArrayAbi {
+    /// Built against numpy 1.x.
+    Numpy1,
+    /// Built against numpy 2.x (what ndshm writes).
+    Numpy2,
+}
+
+impl SharedArrayAbi {
+    /// `NPY_MAXDIMS` of that numpy: the number of `dims` slots in the trailer.
+    pub fn maxdims(self) -> usize {
+        match self {
+            SharedArrayAbi::Numpy1 => 32,
+            SharedArrayAbi::Numpy2 => 64,
+        }
+    }
+
+    /// Size of the trailer in bytes.
+    pub fn trailer_bytes(self) -> usize {
+        36 + 8 * self.maxdims()
+    }
+}
+
+/// Whether a v1 segment is ready for use (the `state` word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Its creator is still filling it (or died doing so).
+    Initialising,
+    /// Complete.
+    Ready,
+}
+
+impl State {
+    /// The state for a `state` word read from a segment; `None` for an invalid value.
+    pub fn from_word(w: u32) -> Option<State> {
+        match w {
+            STATE_INITIALISING => Some(State::Initialising),
+            STATE_READY => Some(State::Ready),
+            _ => None,
+        }
+    }
+
+    /// The `state` word for this state.
+    pub fn word(self) -> u32 {
+        match self {
+            State::Initialising => STATE_INITIALISING,
+            State::Ready => STATE_READY,
+        }
+    }
 }
 
 /// Who created a v1 segment.
@@ -137,7 +189,7 @@ pub struct Creator {
     pub start_ticks: u64,
     /// The kernel's boot id (0 when unknown).
     pub boot_id: [u8; 16],
-    /// Host name, at most 63 bytes.
+    /// Host name, at most [`MAX_HOSTNAME`] bytes.
     pub hostname: String,
 }
 
@@ -175,32 +227,40 @@ pub struct Header {
     pub created_ns: i64,
 }
 
-/// Checked product `itemsize × Π shape`, rejecting negative dimensions and results over
-/// `isize::MAX` (the largest object Rust, C and numpy can index).
+/// Checked product `itemsize × Π shape`, rejecting negative dimensions and shapes
+/// whose product of *nonzero* dimensions times the item size exceeds `isize::MAX` (the
+/// largest object Rust, C and numpy can index). numpy refuses such shapes even when a
+/// zero dimension makes the array empty, so ndshm does too: every shape it accepts has
+/// element counts and strides that fit in an `isize`.
 pub fn nbytes_for(shape: &[i64], itemsize: usize) -> Result<u64> {
     let mut n: u64 = itemsize as u64;
-    let mut overflow = false;
+    let mut any_zero = false;
     for (i, &d) in shape.iter().enumerate() {
         if d < 0 {
             return Err(Error::invalid(format!(
                 "dimension {i} is negative ({d}) in shape {shape:?}"
             )));
         }
+        if d == 0 {
+            any_zero = true;
+            continue;
+        }
         match n.checked_mul(d as u64) {
-            Some(v) => n = v,
-            None => overflow = true,
+            Some(v) if v <= isize::MAX as u64 => n = v,
+            _ => {
+                let why = if any_zero || shape.contains(&0) {
+                    "the product of its nonzero dimensions overflows, which numpy cannot \
+                     represent even for an empty array"
+                } else {
+                    "the byte size overflows"
+                };
+                return Err(Error::invalid(format!(
+                    "shape {shape:?} with {itemsize}-byte items is too large: {why}"
+                )));
+            }
         }
     }
-    // A zero dimension makes the product 0 even if a partial product overflowed.
-    if shape.contains(&0) {
-        return Ok(0);
-    }
-    if overflow || n > isize::MAX as u64 {
-        return Err(Error::invalid(format!(
-            "shape {shape:?} with {itemsize}-byte items is too large: the byte size overflows"
-        )));
-    }
-    Ok(n)
+    Ok(if any_zero { 0 } else { n })
 }
 
 /// Checks an ndim given by a caller.
@@ -248,31 +308,26 @@ fn nul_str(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// CRC-32 (IEEE, as zlib.crc32) of the checksummed bytes `[0, 1020)`.
 pub fn header_checksum(b: &[u8]) -> u32 {
     crc32fast::hash(&b[..off::CHECKSUM])
 }
 
-/// What the first bytes of a file say, before full validation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    /// v1 magic present.
-    V1,
-    /// The header is all zeros: a creator has made the file but not written it yet.
-    Empty,
-    /// Something else (maybe a SharedArray segment; check the trailer).
-    Other,
-}
-
-/// Classifies the start of a segment. `head` is the file's first bytes (any length).
-pub fn probe(head: &[u8]) -> Probe {
-    if head.len() >= MAGIC.len() && head[..MAGIC.len()] == MAGIC {
-        Probe::V1
-    } else if head.iter().take(CHECKED_BYTES + 8).all(|&b| b == 0) {
-        Probe::Empty
-    } else {
-        Probe::Other
-    }
+/// True when `head` (a file's first bytes, any length) starts with the v1 magic.
+pub fn is_v1(head: &[u8]) -> bool {
+    head.len() >= MAGIC.len() && head[..MAGIC.len()] == MAGIC
 }
 
 impl Header {
@@ -320,8 +375,8 @@ impl Header {
         wr(&mut b, off::CREATE_FLAGS, &self.create_flags.to_ne_bytes());
         wr(&mut b, off::CREATOR_START, &c.start_ticks.to_ne_bytes());
         wr(&mut b, off::BOOT_ID, &c.boot_id);
-        let host = c.hostname.as_bytes();
-        wr(&mut b, off::HOSTNAME, &host[..host.len().min(63)]);
+        let host = truncate_utf8(&c.hostname, MAX_HOSTNAME).as_bytes();
+        wr(&mut b, off::HOSTNAME, host);
         wr(&mut b, off::CREATED_NS, &self.created_ns.to_ne_bytes());
         let crc = header_checksum(&b);
         wr(&mut b, off::CHECKSUM, &crc.to_ne_bytes());
@@ -467,9 +522,13 @@ impl Geometry {
         }
     }
 
-    /// Number of elements.
+    /// Number of elements: `nbytes / itemsize`. `nbytes` was computed with checked
+    /// arithmetic when the geometry was validated, so no product is formed here.
     pub fn len(&self) -> usize {
-        self.shape.iter().map(|&d| d as usize).product()
+        match self.dtype.itemsize() {
+            0 => 0,
+            s => (self.nbytes / s as u64) as usize,
+        }
     }
 
     /// True when the array has no elements.
@@ -482,31 +541,38 @@ impl Geometry {
 pub const SA_MAGIC: [u8; 16] = *b"[SharedArray]\0\0\0";
 /// Trailer size of a SharedArray built against numpy 1 (`NPY_MAXDIMS` 32).
 pub const SA_TRAILER_NPY1: usize = 36 + 8 * 32;
-/// Trailer size of a SharedArray built against numpy 2 (`NPY_MAXDIMS` 64).
+/// Trailer size of a SharedArray built against numpy 2 (`NPY_MAXDIMS` 64): the largest.
 pub const SA_TRAILER_NPY2: usize = 36 + 8 * 64;
 
 /// Looks for a SharedArray trailer at the end of a file. `tail` holds the last
 /// `min(file_size, 548)` bytes. Returns `None` when neither trailer layout's magic is
 /// there, else the validated geometry (or the reason it is unusable).
-pub fn sharedarray_decode(tail: &[u8], file_size: u64) -> Option<Result<(Geometry, u8)>> {
-    let at = |size: usize| tail.len().checked_sub(size).map(|o| &tail[o..]);
-    let (t, maxdims) = if let Some(t) = at(SA_TRAILER_NPY2).filter(|t| t[..16] == SA_MAGIC) {
-        (t, 64u8)
-    } else if let Some(t) = at(SA_TRAILER_NPY1).filter(|t| t[..16] == SA_MAGIC) {
-        (t, 32u8)
+pub fn sharedarray_decode(
+    tail: &[u8],
+    file_size: u64,
+) -> Option<Result<(Geometry, SharedArrayAbi)>> {
+    let at = |abi: SharedArrayAbi| {
+        let o = tail.len().checked_sub(abi.trailer_bytes())?;
+        Some(&tail[o..]).filter(|t| t[..16] == SA_MAGIC)
+    };
+    let (t, abi) = if let Some(t) = at(SharedArrayAbi::Numpy2) {
+        (t, SharedArrayAbi::Numpy2)
+    } else if let Some(t) = at(SharedArrayAbi::Numpy1) {
+        (t, SharedArrayAbi::Numpy1)
     } else {
         return None;
     };
-    Some(sharedarray_fields(t, maxdims, file_size).map(|g| (g, maxdims)))
+    Some(sharedarray_fields(t, abi, file_size).map(|g| (g, abi)))
 }
 
-fn sharedarray_fields(t: &[u8], maxdims: u8, file_size: u64) -> Result<Geometry> {
+fn sharedarray_fields(t: &[u8], abi: SharedArrayAbi, file_size: u64) -> Result<Geometry> {
+    let maxdims = abi.maxdims();
     let size = rd_u64(t, 16);
     let typenum = rd_i32(t, 24);
     let itemsize = rd_i32(t, 28);
     let ndims = rd_i32(t, 32);
     let bad = |what: String| Error::format(format!("corrupt SharedArray trailer: {what}"));
-    if ndims < 0 || ndims > maxdims as i32 {
+    if ndims < 0 || ndims as usize > maxdims {
         return Err(bad(format!("ndims {ndims} (at most {maxdims})")));
     }
     if ndims as usize > MAX_NDIM {
@@ -533,7 +599,7 @@ fn sharedarray_fields(t: &[u8], maxdims: u8, file_size: u64) -> Result<Geometry>
             "size {size} does not match dims {shape:?} of {dtype} ({nbytes} bytes)"
         )));
     }
-    let trailer = 36 + 8 * maxdims as u64;
+    let trailer = abi.trailer_bytes() as u64;
     match size.checked_add(trailer) {
         Some(end) if end <= file_size => {}
         _ => {
@@ -598,7 +664,7 @@ mod tests {
         let h = sample();
         let b = h.encode();
         assert_eq!(Header::decode(&b).unwrap(), h);
-        assert_eq!(probe(&b), Probe::V1);
+        assert!(is_v1(&b));
     }
 
     fn corrupt(f: impl FnOnce(&mut [u8]), fix_crc: bool) -> Error {
@@ -658,7 +724,11 @@ mod tests {
     #[test]
     fn sizes() {
         assert_eq!(nbytes_for(&[], 8).unwrap(), 8);
-        assert_eq!(nbytes_for(&[0, i64::MAX], 8).unwrap(), 0);
+        assert_eq!(nbytes_for(&[0, 1 << 40], 8).unwrap(), 0);
+        // Empty, but numpy cannot represent it: refused, never a panic or a wrap.
+        assert!(nbytes_for(&[0, i64::MAX], 8).is_err());
+        assert!(nbytes_for(&[1 << 40, 1 << 40, 0], 8).is_err());
+        assert!(nbytes_for(&[0, 1 << 62, 1 << 62], 1).is_err());
         assert!(nbytes_for(&[i64::MAX, 2], 1).is_err());
         assert!(nbytes_for(&[1 << 62], 2).is_err());
         assert!(nbytes_for(&[-1], 1).is_err());
@@ -685,14 +755,14 @@ mod tests {
         let (g2, m) = sharedarray_decode(&file, file.len() as u64)
             .unwrap()
             .unwrap();
-        assert_eq!((g2, m), (g.clone(), 64));
+        assert_eq!((g2, m), (g.clone(), SharedArrayAbi::Numpy2));
         // numpy-1 layout: same fields, 32 dims.
         let mut file1 = vec![0u8; 48];
         file1.extend_from_slice(&t2[..SA_TRAILER_NPY1]);
         let (g1, m) = sharedarray_decode(&file1, file1.len() as u64)
             .unwrap()
             .unwrap();
-        assert_eq!((g1, m), (g, 32));
+        assert_eq!((g1, m), (g, SharedArrayAbi::Numpy1));
         // Trailer claiming more data than the file holds.
         let short = &file[20..];
         assert!(

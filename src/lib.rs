@@ -7,22 +7,29 @@
 //!
 //! // Process A
 //! let mut a = Array::create("shm://sim-out", &[3, 4], Dtype::Float64, &CreateOptions::default())?;
-//! a.as_mut_slice::<f64>()?.iter_mut().enumerate().for_each(|(i, x)| *x = i as f64);
+//! let values: Vec<f64> = (0..12).map(f64::from).collect();
+//! a.copy_from(&values)?;
 //!
 //! // Process B
-//! let b = Array::attach("shm://sim-out", &AttachOptions { readonly: true, ..Default::default() })?;
-//! assert_eq!(b.as_slice::<f64>()?[5], 5.0);
+//! let b = Array::attach("shm://sim-out", &AttachOptions::default().readonly(true))?;
+//! assert_eq!(b.get::<f64>(5)?, 5.0);
+//! assert_eq!(b.to_vec::<f64>()?, values);
 //! # ndshm::Array::delete("shm://sim-out")?;
 //! # Ok::<(), ndshm::Error>(())
 //! ```
 //!
-//! The C ABI (`sa_*` functions, `include/ndshm.h`) wraps this API one to one; see
-//! `docs/FORMAT.md` for the segment layout.
+//! Other processes may write an array's memory at any time, so the safe API copies
+//! through raw pointers and never hands out `&[T]` over shared memory; see [`Array`]'s
+//! module documentation and docs/FORMAT.md ("Memory model").
+//!
+//! Layout of the crate: [`format`] is the byte format (pure), `segment` the protocol for
+//! writing and reading a segment, `sys` the OS calls, `array` the handle, `list` listing,
+//! and [`ffi`] the C ABI, which only converts arguments and calls this API.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(not(unix))]
-compile_error!("ndshm supports POSIX systems only");
+#[cfg(not(target_os = "linux"))]
+compile_error!("ndshm supports Linux only for now: it relies on /dev/shm, O_TMPFILE and /proc");
 
 mod array;
 pub mod dtype;
@@ -31,14 +38,17 @@ pub mod ffi;
 pub mod format;
 mod list;
 pub mod name;
+mod options;
+mod segment;
 mod sys;
 
-pub use array::{Array, AttachOptions, CreateOptions, Expect, Share, flags, ms};
+pub use array::Array;
 pub use dtype::{Bool8, Complex, Dtype, Element, F16};
-pub use error::{Error, ErrorKind, Result};
-pub use format::{Order, SegmentFormat};
-pub use list::{Info, State, info, list};
+pub use error::{Error, ErrorKind, Opt, Result};
+pub use format::{Order, SegmentFormat, SharedArrayAbi, State};
+pub use list::{Info, info, list};
 pub use name::{ArrayName, Backend};
+pub use options::{AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect, Share};
 pub use sys::{creator_alive, page_size, space};
 
 /// The library version, e.g. `"0.1.0"`.

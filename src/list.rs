@@ -1,24 +1,16 @@
-//! Listing arrays and describing one array without mapping its data.
+//! Listing arrays and describing one array without mapping its data, through the one
+//! segment reader ([`crate::segment::read`]).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::format::{self, CHECKED_BYTES, Creator, Geometry, Header, Probe, SegmentFormat, off};
-use crate::name::{ArrayName, Backend, ListedDir, redirect_dir};
+use crate::error::{Error, Result};
+use crate::format::{Creator, Geometry, SegmentFormat, State};
+use crate::name::{ArrayName, Backend, ListedDir, SHM_DIR, redirect_dir};
+use crate::segment::{self, Access, Segment, TEMP_PREFIX};
 use crate::sys;
-
-/// Whether a segment is ready for use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum State {
-    /// Its creator is still writing it (or died doing so).
-    Initialising = 0,
-    /// Complete.
-    Ready = 1,
-}
 
 /// A description of one array, read from its header alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +38,6 @@ pub struct Info {
     pub file_size: u64,
 }
 
-/// What reading a segment's header found.
-enum Found {
-    Array(Box<Info>),
-    /// Empty or not yet written: cannot be described yet.
-    NotReady,
-    NotArray(Error),
-}
-
 /// Creator liveness, checked once per creator within one listing (many arrays usually
 /// share a creator, and each check costs a kill(2) and a read of /proc).
 #[derive(Default)]
@@ -74,148 +58,40 @@ impl Liveness {
     }
 }
 
-/// Reads and validates a segment's header. `alive`: where to check creator liveness;
-/// None skips the check (it is only reported by list and info).
-fn read_segment(name: ArrayName, file: &File, alive: Option<&mut Liveness>) -> io::Result<Found> {
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(Found::NotArray(Error::format(format!(
-            "{name}: not a regular file"
-        ))));
+fn describe(name: ArrayName, s: Segment, meta: &std::fs::Metadata, alive: &mut Liveness) -> Info {
+    Info {
+        name,
+        format: s.format,
+        geometry: s.geometry,
+        state: s.state,
+        creator_alive: s.creator.as_ref().and_then(|c| alive.of(c)),
+        creator: s.creator,
+        created_ns: s.created_ns,
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        file_size: meta.len(),
     }
-    read_segment_meta(name, file, &meta, alive)
 }
 
-fn read_segment_meta(
-    name: ArrayName,
-    file: &File,
-    meta: &std::fs::Metadata,
-    alive: Option<&mut Liveness>,
-) -> io::Result<Found> {
-    let size = meta.len();
-    if size == 0 {
-        return Ok(Found::NotReady);
-    }
-    let mut head = [0u8; off::ATTR_LEN + 4];
-    let n = sys::pread_full(file, &mut head, 0)?;
-    let mut alive = alive;
-    let mut base = |format, geometry, state, creator: Option<Creator>, created_ns| {
-        let creator_alive = match (&creator, alive.as_deref_mut()) {
-            (Some(c), Some(l)) => l.of(c),
-            _ => None,
-        };
-        Found::Array(Box::new(Info {
-            name: name.clone(),
-            format,
-            geometry,
-            state,
-            creator,
-            creator_alive,
-            created_ns,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            file_size: size,
-        }))
-    };
-    let probe = format::probe(&head[..n]);
-    if probe == Probe::V1 {
-        if n < head.len() {
-            return Ok(Found::NotArray(Error::format(format!(
-                "{name}: truncated segment"
-            ))));
-        }
-        let st = u32::from_ne_bytes(head[off::STATE..off::STATE + 4].try_into().unwrap());
-        let state = match st {
-            format::STATE_READY => State::Ready,
-            format::STATE_INITIALISING => State::Initialising,
-            _ => {
-                return Ok(Found::NotArray(Error::format(format!(
-                    "{name}: unknown header state {st}"
-                ))));
-            }
-        };
-        return Ok(match Header::decode(&head[..CHECKED_BYTES]) {
-            Ok(h) => match h.geometry.check_fits(size) {
-                // An initialising segment may not be sized yet.
-                Err(e) if state == State::Ready => Found::NotArray(e.context(&name)),
-                _ => base(
-                    SegmentFormat::V1 { minor: h.minor },
-                    h.geometry,
-                    state,
-                    Some(h.creator),
-                    h.created_ns,
-                ),
-            },
-            Err(_) if state == State::Initialising => Found::NotReady,
-            Err(e) => Found::NotArray(e.context(&name)),
-        });
-    }
-    let tail_len = size.min(format::SA_TRAILER_NPY2 as u64) as usize;
-    let mut tail = [0u8; format::SA_TRAILER_NPY2];
-    let got = sys::pread_full(file, &mut tail[..tail_len], size - tail_len as u64)?;
-    Ok(match format::sharedarray_decode(&tail[..got], size) {
-        Some(Ok((g, maxdims))) => base(
-            SegmentFormat::SharedArray { maxdims },
-            g,
-            State::Ready,
-            None,
-            0,
-        ),
-        Some(Err(e)) => Found::NotArray(e.context(&name)),
-        None if probe == Probe::Empty => Found::NotReady,
-        None => Found::NotArray(Error::format(format!(
-            "{name}: not an ndshm or SharedArray segment"
-        ))),
-    })
-}
-
-/// True when the open file is an array (valid or still being made): what `delete` and
-/// `SA_FORCE` accept to remove.
-pub(crate) fn looks_like_array(file: &File) -> io::Result<bool> {
-    // The common case in one pread: v1 magic (valid or not: a corrupt v1 segment is
-    // still ours to remove) or a header not written yet.
-    let mut head = [0u8; 16];
-    let n = sys::pread_full(file, &mut head, 0)?;
-    if n == 0 || format::probe(&head[..n]) == Probe::V1 {
-        return Ok(true);
-    }
-    // The name only appears in messages, which are discarded here.
-    let name = ArrayName::parse_with("probe", None).expect("valid name");
-    Ok(!matches!(
-        read_segment(name, file, None)?,
-        Found::NotArray(_)
-    ))
-}
-
-/// Describes one array without mapping its data. A segment still being initialised
-/// is described with [`State::Initialising`] once its header is written; before that
-/// it is [`ErrorKind::NotReady`].
+/// Describes one array without mapping its data, whoever owns it. A segment still being
+/// initialised is described with [`State::Initialising`]. Files that are not arrays
+/// are [`crate::ErrorKind::Format`].
 pub fn info(name: &str) -> Result<Info> {
     let name = ArrayName::parse(name)?;
-    let file = sys::open(&name, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            Error::os(format!("{name}: no such array"), e)
-        } else {
-            Error::os(format!("{name}: open"), e)
-        }
-    })?;
-    let ctx_name = name.clone();
-    let found = read_segment(name, &file, Some(&mut Liveness::default()));
-    match found.map_err(|e| Error::os(format!("{ctx_name}: read"), e))? {
-        Found::Array(i) => Ok(*i),
-        Found::NotReady => Err(Error::new(
-            ErrorKind::NotReady,
-            format!("{ctx_name}: not ready: the header has not been written yet"),
-        )),
-        Found::NotArray(e) => Err(e),
-    }
+    let access = Access {
+        allow_other_owner: true,
+        ..Access::default()
+    };
+    let (file, meta) = segment::open(&name, &access)?;
+    let s = segment::read(&name, &file, meta.len())?;
+    Ok(describe(name, s, &meta, &mut Liveness::default()))
 }
 
 /// Lists the arrays in a directory, or, with `None`, in shared memory: `/dev/shm`
 /// (as `shm://NAME`) and, when `NDSHM_DIR` / `JOB_SHMTMPDIR` is set, that directory
 /// (as `shm://NAME`, while `/dev/shm` entries are then listed as `file:///dev/shm/NAME`
 /// so that every listed name attaches as printed). Files that are not arrays, are
-/// unreadable or still empty are skipped, never an error. Sorted by name.
+/// unreadable, or are not regular files are skipped, never an error. Sorted by name.
 pub fn list(dir: Option<&Path>) -> Result<Vec<Info>> {
     let mut out = Vec::new();
     let l = &mut Liveness::default();
@@ -224,15 +100,9 @@ pub fn list(dir: Option<&Path>) -> Result<Vec<Info>> {
         None => match redirect_dir() {
             Some(r) => {
                 scan(&r, ListedDir::Redirect, &mut out, true, l)?;
-                scan(
-                    Path::new(sys::SHM_DIR),
-                    ListedDir::Files,
-                    &mut out,
-                    false,
-                    l,
-                )?;
+                scan(Path::new(SHM_DIR), ListedDir::Files, &mut out, false, l)?;
             }
-            None => scan(Path::new(sys::SHM_DIR), ListedDir::Shm, &mut out, false, l)?,
+            None => scan(Path::new(SHM_DIR), ListedDir::Shm, &mut out, false, l)?,
         },
     }
     out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
@@ -264,6 +134,12 @@ fn scan(
             _ => continue,
         }
         let file_name = entry.file_name();
+        if file_name
+            .as_encoded_bytes()
+            .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            continue; // an array being replaced, or a creator's fallback file
+        }
         let Ok(file) = sys::open_at(&dirfd, &file_name) else {
             continue;
         };
@@ -271,14 +147,13 @@ fn scan(
         if !meta.is_file() {
             continue;
         }
-        let found = read_segment_meta(placeholder.clone(), &file, &meta, Some(&mut *alive));
-        if let Ok(Found::Array(mut info)) = found {
-            let Some(name) = ArrayName::for_listed(kind, &file_name, dir) else {
-                continue;
-            };
-            info.name = name;
-            out.push(*info);
-        }
+        let Ok(s) = segment::read(&placeholder, &file, meta.len()) else {
+            continue;
+        };
+        let Some(name) = ArrayName::for_listed(kind, &file_name, dir) else {
+            continue;
+        };
+        out.push(describe(name, s, &meta, alive));
     }
     Ok(())
 }

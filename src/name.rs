@@ -13,6 +13,9 @@ pub const MAX_SHM_NAME: usize = 255;
 /// Longest `file://` path accepted (PATH_MAX on Linux, including the NUL).
 pub const MAX_PATH: usize = 4095;
 
+/// Where POSIX shared memory objects live as files on Linux.
+pub const SHM_DIR: &str = "/dev/shm";
+
 /// Environment variable that redirects `shm://NAME` to the file `$NDSHM_DIR/NAME`.
 pub const ENV_DIR: &str = "NDSHM_DIR";
 /// ISF's name for a job-private shared-memory directory; used when `NDSHM_DIR` is unset.
@@ -84,6 +87,12 @@ impl ArrayName {
                     "invalid array name {name:?}: the path contains a NUL byte"
                 )));
             }
+            let last = path.rsplit('/').next().unwrap_or("");
+            if last.is_empty() || last == "." || last == ".." {
+                return Err(Error::invalid(format!(
+                    "invalid array name {name:?}: the path names a directory, not a file"
+                )));
+            }
             if path.len() > MAX_PATH {
                 return Err(Error::invalid(format!(
                     "invalid array name: the path is longer than {MAX_PATH} bytes"
@@ -138,26 +147,44 @@ impl ArrayName {
         self.redirected
     }
 
-    /// The C string passed to `shm_open` (`/NAME`) or `open` (the path).
-    pub(crate) fn os_cstring(&self) -> CString {
-        // Room for the NUL up front, so CString::new does not reallocate.
-        let bytes: Vec<u8> = match &self.backend {
+    /// The file the array lives in: `/dev/shm/NAME` for POSIX shared memory (exactly
+    /// what glibc's and musl's `shm_open` open on Linux), the path for a file.
+    pub fn path(&self) -> std::borrow::Cow<'_, Path> {
+        match &self.backend {
             Backend::Shm(n) => {
-                let mut v = Vec::with_capacity(n.len() + 2);
-                v.push(b'/');
-                v.extend_from_slice(n.as_bytes());
-                v
+                let mut p = PathBuf::with_capacity(SHM_DIR.len() + 1 + n.len());
+                p.push(SHM_DIR);
+                p.push(n);
+                p.into()
             }
-            Backend::File(p) => {
-                let b = p.as_os_str().as_bytes();
-                let mut v = Vec::with_capacity(b.len() + 1);
-                v.extend_from_slice(b);
-                v
-            }
-        };
+            Backend::File(p) => p.as_path().into(),
+        }
+    }
+
+    /// [`ArrayName::path`] as a C string, for the system calls.
+    pub(crate) fn os_cstring(&self) -> CString {
+        let path = self.path();
+        let b = path.as_os_str().as_bytes();
+        // Room for the NUL up front, so CString::new does not reallocate.
+        let mut v = Vec::with_capacity(b.len() + 1);
+        v.extend_from_slice(b);
         // Names were checked for NUL bytes when parsed (and NDSHM_DIR comes from the
         // environment, which cannot hold NUL).
-        CString::new(bytes).expect("names are checked for NUL bytes")
+        CString::new(v).expect("names are checked for NUL bytes")
+    }
+
+    /// The directory holding the array's file and the file's name in it.
+    pub(crate) fn dir_and_file(&self) -> (PathBuf, OsString) {
+        let path = self.path();
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let file = path
+            .file_name()
+            .map(OsStr::to_os_string)
+            .unwrap_or_default();
+        (dir, file)
     }
 
     /// The name of an entry found in a listed directory, as it would be attached.
@@ -223,7 +250,9 @@ mod tests {
         let f = p("file:///tmp/x.arr").unwrap();
         assert_eq!(f.backend(), &Backend::File("/tmp/x.arr".into()));
         assert_eq!(f.os_cstring().as_bytes(), b"/tmp/x.arr");
-        assert_eq!(n.os_cstring().as_bytes(), b"/abc");
+        assert_eq!(n.os_cstring().as_bytes(), b"/dev/shm/abc");
+        assert_eq!(f.dir_and_file(), ("/tmp".into(), "x.arr".into()));
+        assert_eq!(n.dir_and_file(), ("/dev/shm".into(), "abc".into()));
         let rel = p("file://rel/x").unwrap();
         assert_eq!(rel.backend(), &Backend::File("rel/x".into()));
     }
@@ -253,6 +282,9 @@ mod tests {
             "http://x",
             "s3://bucket/x",
             "file://",
+            "file:///tmp/",
+            "file:///tmp/..",
+            "file://.",
             "a\0b",
             "file:///a\0b",
             ".",

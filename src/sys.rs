@@ -1,7 +1,8 @@
 //! Thin wrappers over the POSIX calls ndshm needs, returning `io::Result`. The only
-//! module that talks to the OS besides memmap2.
+//! module that talks to the OS besides memmap2 (mappings). Linux: shared memory is the
+//! files of /dev/shm, creation uses `O_TMPFILE` + `linkat`, liveness reads /proc.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -9,8 +10,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
-use crate::format::Creator;
-use crate::name::{ArrayName, Backend};
+use std::os::unix::ffi::OsStrExt;
+
+use crate::format::{Creator, MAX_HOSTNAME, truncate_utf8};
+use crate::name::{ArrayName, Backend, SHM_DIR};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r == -1 {
@@ -30,48 +33,154 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// Opens (or creates) the object behind `name`. `oflag` is `open(2)` flags without
-/// `O_CLOEXEC`, which is always added.
-pub(crate) fn open(name: &ArrayName, oflag: libc::c_int, mode: u32) -> io::Result<File> {
-    let c = name.os_cstring();
+fn cstr(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn owned(fd: libc::c_int) -> File {
+    // SAFETY: `fd` was just returned by a successful open and is owned by nobody else.
+    File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Opens an existing file. `oflag` is `open(2)` flags; `O_CLOEXEC` is always added.
+pub(crate) fn open(path: &CStr, oflag: libc::c_int) -> io::Result<File> {
     let oflag = oflag | libc::O_CLOEXEC;
-    let fd = retry(|| {
-        // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-        cvt(unsafe {
-            match name.backend() {
-                Backend::Shm(_) => libc::shm_open(c.as_ptr(), oflag, mode as libc::mode_t),
-                Backend::File(_) => libc::open(c.as_ptr(), oflag, mode as libc::c_uint),
+    // SAFETY: `path` is a valid NUL-terminated string that outlives the call.
+    retry(|| cvt(unsafe { libc::open(path.as_ptr(), oflag) })).map(owned)
+}
+
+/// Creates `path` exclusively (`O_CREAT | O_EXCL`), read-write, with `mode`.
+pub(crate) fn create_excl(path: &Path, mode: u32) -> io::Result<File> {
+    let c = cstr(path)?;
+    let oflag = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: valid NUL-terminated string; mode is passed as the variadic argument.
+    retry(|| cvt(unsafe { libc::open(c.as_ptr(), oflag, mode as libc::c_uint) })).map(owned)
+}
+
+/// Creates an unnamed regular file in directory `dir` (`O_TMPFILE`): it gets a name
+/// only through [`link_fd`]. Fails with `EOPNOTSUPP`, `EISDIR` or `EINVAL` where the
+/// filesystem or kernel does not support it.
+pub(crate) fn open_tmpfile(dir: &Path, mode: u32) -> io::Result<File> {
+    if tmpfile_disabled() {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let c = cstr(dir)?;
+    let oflag = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+    // SAFETY: valid NUL-terminated string; mode is passed as the variadic argument.
+    retry(|| cvt(unsafe { libc::open(c.as_ptr(), oflag, mode as libc::c_uint) })).map(owned)
+}
+
+/// `NDSHM_NO_TMPFILE=1` makes creation use the fallback protocol, so that tests can
+/// exercise it on filesystems that do support `O_TMPFILE`.
+fn tmpfile_disabled() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| std::env::var_os("NDSHM_NO_TMPFILE").is_some_and(|v| v == "1"))
+}
+
+/// Gives the unnamed file `f` (from [`open_tmpfile`]) the name `path`; fails with
+/// `EEXIST` if the name exists, exactly as `O_EXCL` would.
+pub(crate) fn link_fd(f: &File, path: &Path) -> io::Result<()> {
+    let to = cstr(path)?;
+    // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc/self/fd link works for anyone
+    // (the kernel's documented way to link an O_TMPFILE file).
+    static EMPTY_PATH_WORKS: AtomicI32 = AtomicI32::new(1);
+    if EMPTY_PATH_WORKS.load(Ordering::Relaxed) == 1 {
+        // SAFETY: valid fd and NUL-terminated strings for the call's duration.
+        let r = retry(|| {
+            cvt(unsafe {
+                libc::linkat(
+                    f.as_raw_fd(),
+                    c"".as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                )
+            })
+        });
+        match r {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                EMPTY_PATH_WORKS.store(0, Ordering::Relaxed)
             }
+            Err(e) => return Err(e),
+        }
+    }
+    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: valid NUL-terminated strings for the call's duration.
+    retry(|| {
+        cvt(unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::AT_SYMLINK_FOLLOW,
+            )
         })
-    })?;
-    // SAFETY: `fd` was just returned by open/shm_open and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    })
+    .map(|_| ())
+}
+
+/// `link(2)`: gives the file at `from` a second name `to`; `EEXIST` if `to` exists.
+pub(crate) fn link(from: &Path, to: &Path) -> io::Result<()> {
+    let (a, b) = (cstr(from)?, cstr(to)?);
+    // SAFETY: valid NUL-terminated strings for the call's duration.
+    retry(|| cvt(unsafe { libc::link(a.as_ptr(), b.as_ptr()) })).map(|_| ())
+}
+
+/// `rename(2)`: atomically makes `to` name what `from` names (replacing `to`).
+pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    let (a, b) = (cstr(from)?, cstr(to)?);
+    // SAFETY: valid NUL-terminated strings for the call's duration.
+    retry(|| cvt(unsafe { libc::rename(a.as_ptr(), b.as_ptr()) })).map(|_| ())
+}
+
+/// Removes the name `path` (never follows a symbolic link: unlink removes the link).
+pub(crate) fn unlink(path: &Path) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: valid NUL-terminated string for the call's duration.
+    retry(|| cvt(unsafe { libc::unlink(c.as_ptr()) })).map(|_| ())
+}
+
+/// `lstat(2)`: the name itself, not what a symbolic link points to.
+pub(crate) fn lstat(path: &Path) -> io::Result<std::fs::Metadata> {
+    std::fs::symlink_metadata(path)
+}
+
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The login name of user `uid`, if the user database has one.
+pub(crate) fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: passwd is plain data; zeroed is a valid initial value.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid out-pointers and a buffer of the given length.
+    let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+    if r != 0 || out.is_null() || pw.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    Some(
+        unsafe { CStr::from_ptr(pw.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// Opens `name` in directory `dir` read-only, not following a symlink, without
 /// blocking (a FIFO planted in /dev/shm must not hang a listing).
 pub(crate) fn open_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(name.as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c =
+        CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
     // SAFETY: a valid directory fd and NUL-terminated name for the call's duration.
-    let fd = retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) }))?;
-    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-}
-
-/// Removes the name; existing mappings stay valid.
-pub(crate) fn unlink(name: &ArrayName) -> io::Result<()> {
-    let c = name.os_cstring();
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    cvt(unsafe {
-        match name.backend() {
-            Backend::Shm(_) => libc::shm_unlink(c.as_ptr()),
-            Backend::File(_) => libc::unlink(c.as_ptr()),
-        }
-    })?;
-    Ok(())
+    retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) })).map(owned)
 }
 
 /// Sets the permission bits exactly (the umask applied at creation is undone).
@@ -125,14 +234,9 @@ pub(crate) fn space_dir(name: &ArrayName) -> std::path::PathBuf {
     }
 }
 
-/// Where POSIX shared memory objects appear as files (Linux).
-pub const SHM_DIR: &str = "/dev/shm";
-
 /// Total and available bytes of the filesystem holding `dir`.
 pub fn space(dir: &Path) -> io::Result<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = cstr(dir)?;
     // SAFETY: statvfs is plain data; zeroed is a valid initial value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid C string and a valid out-pointer.
@@ -242,7 +346,7 @@ pub(crate) fn current_creator() -> Creator {
         pid,
         start_ticks: ticks,
         boot_id: boot_id(),
-        hostname: hostname().to_string(),
+        hostname: truncate_utf8(hostname(), MAX_HOSTNAME).to_string(),
     }
 }
 
@@ -252,7 +356,7 @@ pub fn creator_alive(c: &Creator) -> Option<bool> {
     if c.pid <= 0 {
         return None;
     }
-    if !c.hostname.is_empty() && c.hostname != hostname() {
+    if !c.hostname.is_empty() && c.hostname != truncate_utf8(hostname(), MAX_HOSTNAME) {
         return None;
     }
     let ours = boot_id();

@@ -7,6 +7,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::ptr::{null, null_mut};
 
 use common::TempName;
+use common::codes::*;
 use ndshm::ffi::array::*;
 use ndshm::ffi::dtype::*;
 use ndshm::ffi::error::*;

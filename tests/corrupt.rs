@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::TempName;
 use ndshm::format::{self, off};
 use ndshm::{Array, AttachOptions, CreateOptions, Dtype, ErrorKind};
@@ -186,28 +188,101 @@ fn newer_minor_version_is_read() {
     assert_eq!(a.format(), ndshm::SegmentFormat::V1 { minor: 7 });
 }
 
+/// Arrays get their name only once their header is written, so an empty or all-zero
+/// file under an array's name is not an array in the making: it is a format error, and
+/// delete refuses it like any foreign file.
 #[test]
-fn unwritten_segments_are_not_ready() {
+fn empty_and_zero_files_are_not_arrays() {
     for (tag, bytes) in [("zero", vec![]), ("zeros", vec![0u8; 20000])] {
         let (e, listed) = attach_bytes(tag, &bytes);
-        assert_eq!(e.kind(), ErrorKind::NotReady, "{tag}: {e}");
+        assert_eq!(e.kind(), ErrorKind::Format, "{tag}: {e}");
         assert!(!listed);
+        let t = TempName::new(tag);
+        std::fs::write(t.path(), &bytes).unwrap();
+        let e = Array::delete(&t.name).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Format, "{tag}: {e}");
+        assert!(t.path().exists(), "{tag} must not be deleted");
     }
-    // A complete header still marked INITIALISING, by a pid that does not exist.
+}
+
+/// A header still marked INITIALISING (what a loader shows while it fills an array in
+/// place) written by `creator`.
+fn initialising_segment(t: &TempName, creator: i32) {
     let mut b = valid_segment(&[8]);
     put(&mut b, off::STATE, &0u32.to_ne_bytes());
-    put(&mut b, off::CREATOR_PID, &(i32::MAX - 1).to_ne_bytes());
+    put(&mut b, off::CREATOR_PID, &creator.to_ne_bytes());
+    put(&mut b, off::CREATOR_START, &0u64.to_ne_bytes());
     fix_crc(&mut b);
-    let t = TempName::new("init");
     std::fs::write(t.path(), &b).unwrap();
+}
+
+#[test]
+fn dead_creator_is_owner_died_at_once() {
+    let t = TempName::new("dead");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    initialising_segment(&t, gone.id() as i32);
     let e = Array::attach(&t.name, &ro()).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::NotReady);
+    assert_eq!(e.kind(), ErrorKind::OwnerDied, "{e}");
     assert!(e.message().contains("died"), "{e}");
+    // A waiting attach does not wait for a dead creator.
+    let start = std::time::Instant::now();
+    let e = Array::attach(&t.name, &ro().wait(Duration::MAX)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::OwnerDied, "{e}");
+    assert!(start.elapsed() < Duration::from_secs(1));
     let i = ndshm::info(&t.name).unwrap();
     assert_eq!(i.state, ndshm::State::Initialising);
     assert_eq!(i.creator_alive, Some(false));
-    // Such leftovers can be deleted.
+    // Abandoned arrays can be deleted without asking for in-progress ones.
     Array::delete(&t.name).unwrap();
+}
+
+#[test]
+fn live_creator_is_not_ready_and_protected_until_it_dies() {
+    let t = TempName::new("live");
+    let mut alive = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    initialising_segment(&t, alive.id() as i32);
+    let e = Array::attach(&t.name, &ro()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
+    assert!(e.message().contains(&format!("pid {}", alive.id())), "{e}");
+    let e = Array::delete(&t.name).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
+    assert_eq!(e.option(), Some(ndshm::Opt::InProgress));
+    assert!(e.message().contains("in_progress"), "{e}");
+    assert!(t.path().exists());
+    // A waiter sees the creator die and stops waiting well within its timeout.
+    let pid = alive.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        alive.kill().unwrap();
+        alive.wait().unwrap();
+    });
+    let start = std::time::Instant::now();
+    let e = Array::attach(&t.name, &ro().wait(Duration::from_secs(30))).unwrap_err();
+    killer.join().unwrap();
+    assert_eq!(e.kind(), ErrorKind::OwnerDied, "{e}");
+    assert!(e.message().contains(&format!("pid {pid}")), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    Array::delete(&t.name).unwrap();
+
+    // With a live creator, in_progress deletes it on request.
+    let mut alive = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    initialising_segment(&t, alive.id() as i32);
+    let opts = ndshm::DeleteOptions { in_progress: true };
+    Array::delete_with(&t.name, &opts).unwrap();
+    assert!(!t.path().exists());
+    alive.kill().unwrap();
+    alive.wait().unwrap();
 }
 
 /// SharedArray trailer of either layout, built by hand from the brief.
@@ -291,25 +366,20 @@ fn hostile_sharedarray_trailers() {
 #[test]
 fn sharedarray_numpy1_and_numpy2_trailers_attach() {
     let data: Vec<u8> = (0..12i32).flat_map(|i| (i * 10).to_ne_bytes()).collect();
-    for (maxdims, want) in [(32, 32u8), (64, 64u8)] {
+    use ndshm::SharedArrayAbi::{Numpy1, Numpy2};
+    for (maxdims, want) in [(32, Numpy1), (64, Numpy2)] {
         let t = TempName::new("sa");
         std::fs::write(t.path(), sa_file(&data, maxdims, 5, 4, &[3, 4], 48)).unwrap();
         let a = Array::attach(&t.name, &ro()).unwrap();
-        assert_eq!(
-            a.format(),
-            ndshm::SegmentFormat::SharedArray { maxdims: want }
-        );
+        assert_eq!(a.format(), ndshm::SegmentFormat::SharedArray(want));
         assert_eq!((a.shape(), a.dtype()), (&[3, 4][..], Dtype::Int32));
-        assert_eq!(a.as_slice::<i32>().unwrap()[11], 110);
+        assert_eq!(a.get::<i32>(11).unwrap(), 110);
         let l = ndshm::list(None).unwrap();
         let e = l
             .iter()
             .find(|i| i.name.as_str() == t.shm())
             .expect("listed");
-        assert_eq!(
-            e.format,
-            ndshm::SegmentFormat::SharedArray { maxdims: want }
-        );
+        assert_eq!(e.format, ndshm::SegmentFormat::SharedArray(want));
         Array::delete(&t.name).unwrap();
     }
     // int64 written as NPY_LONGLONG (9) by an LLP64 build is also int64.

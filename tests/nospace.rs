@@ -86,8 +86,8 @@ fn full_tmpfs_is_no_space_not_sigbus() {
     assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     let filler = m.path().join("filler");
     let _ = std::fs::write(&filler, vec![1u8; 1 << 20]); // fails partway: disk full
-    a.as_mut_slice::<u8>().unwrap().fill(0xAB); // would SIGBUS if sparse
-    assert!(a.as_slice::<u8>().unwrap().iter().all(|&b| b == 0xAB));
+    a.fill(0xABu8).unwrap(); // would SIGBUS if sparse
+    assert!(a.to_vec::<u8>().unwrap().iter().all(|&b| b == 0xAB));
     let _ = std::fs::remove_file(&filler);
 
     // SA_SPARSE opts out of the reservation: create succeeds (nothing is written here).

@@ -4,28 +4,44 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use std::time::Duration;
 
 use super::dtype::{SA_DTYPE_ANY, dtype_arg, sa_dtype};
-use super::{guard, guard_value, null_arg, str_arg, write_out};
-use crate::array::{Array, AttachOptions, CreateOptions, Expect};
+use super::{
+    Castable, free_box, guard, guard_value, null_arg, out_arg, str_arg, to_box, try_ref, write_out,
+};
+use crate::array::Array;
 use crate::error::Error;
-use crate::format::{Order, SegmentFormat, check_ndim};
+use crate::format::{MAX_NDIM, Order, SegmentFormat, SharedArrayAbi, check_ndim};
+use crate::options::{
+    AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect, Share,
+};
 
 /// Opaque handle to a mapped array. Made by `sa_create`/`sa_attach*`, freed exactly once
 /// by `sa_release`. Accessors may be called from any thread; `sa_fill` and releasing
 /// need the caller to ensure no other thread uses the handle at the same time.
 pub struct sa_array {
+    _opaque: [u8; 0],
+}
+
+/// What an `sa_array` points to: the core handle plus what C accessors hand out.
+pub(crate) struct Handle {
     inner: Array,
     name: CString,
     strides: Vec<i64>,
 }
 
-// Flag values (ABI). Create flags and attach flags share one bit space so a flag
+impl Castable for sa_array {
+    type Rust = Handle;
+}
+
+// Flag values (ABI). Create, attach and delete flags share one bit space so a flag
 // given to the wrong call is detected.
 
 /// Create: column-major (Fortran) order. Also the value `sa_order` returns for it.
 pub const SA_ORDER_F: u32 = 1 << 0;
 /// `sa_order` value for row-major (C) order.
 pub const SA_ORDER_C: u32 = 0;
-/// Create: replace an existing array of that name (only arrays are replaced).
+/// Create: replace an existing array of that name, atomically (`rename`), once the new
+/// one is complete: a failure leaves the old array as it was. Only arrays are replaced,
+/// never other files or symbolic links.
 pub const SA_FORCE: u32 = 1 << 1;
 /// Create: do not reserve memory up front (a full filesystem then means SIGBUS on
 /// first write, as with the tools ndshm replaces).
@@ -45,6 +61,15 @@ pub const SA_FORMAT_SHAREDARRAY: u32 = 1 << 7;
 /// Attach: map read-only. Writes through `sa_data` fault; `sa_fill` gives
 /// `SA_ERR_READ_ONLY`.
 pub const SA_READONLY: u32 = 1 << 8;
+/// Attach: accept an array owned by another user. Without it such an array is
+/// `SA_ERR_PERMISSION` (root included): whoever can write a segment can truncate it
+/// and kill this process with SIGBUS, and anyone can create a name in /dev/shm first.
+pub const SA_ALLOW_OTHER_OWNER: u32 = 1 << 9;
+/// Attach: follow a symbolic link at the array's name (refused by default).
+pub const SA_FOLLOW_SYMLINKS: u32 = 1 << 10;
+/// Delete (`sa_delete_ex`): also delete an array whose creator is alive and still
+/// initialising it.
+pub const SA_DELETE_IN_PROGRESS: u32 = 1 << 11;
 
 /// `sa_msync`: schedule write-back and return.
 pub const SA_MS_ASYNC: i32 = 1;
@@ -53,8 +78,10 @@ pub const SA_MS_INVALIDATE: i32 = 2;
 /// `sa_msync`: write back and wait.
 pub const SA_MS_SYNC: i32 = 4;
 
-/// Largest number of dimensions (the size of `sa_list_entry.shape`).
-pub const SA_MAX_NDIM: i32 = 32;
+/// Largest number of dimensions (the size of the `shape` arrays in `sa_list_entry` and
+/// `sa_desc`).
+pub const SA_MAX_NDIM: usize = 32;
+const _: () = assert!(SA_MAX_NDIM == MAX_NDIM);
 
 /// `sa_format` / list entry: ndshm v1 segment.
 pub const SA_FORMAT_V1: i32 = 1;
@@ -66,9 +93,74 @@ pub const SA_FORMAT_SHAREDARRAY_NPY2: i32 = 3;
 pub(crate) fn format_code(f: SegmentFormat) -> i32 {
     match f {
         SegmentFormat::V1 { .. } => SA_FORMAT_V1,
-        SegmentFormat::SharedArray { maxdims: 32 } => SA_FORMAT_SHAREDARRAY_NPY1,
-        SegmentFormat::SharedArray { .. } => SA_FORMAT_SHAREDARRAY_NPY2,
+        SegmentFormat::SharedArray(SharedArrayAbi::Numpy1) => SA_FORMAT_SHAREDARRAY_NPY1,
+        SegmentFormat::SharedArray(SharedArrayAbi::Numpy2) => SA_FORMAT_SHAREDARRAY_NPY2,
     }
+}
+
+const CREATE_MASK: u32 = SA_ORDER_F
+    | SA_FORCE
+    | SA_SPARSE
+    | SA_POPULATE
+    | SA_HUGEPAGES
+    | SA_SHARE_GROUP
+    | SA_SHARE_ALL
+    | SA_FORMAT_SHAREDARRAY;
+const ATTACH_MASK: u32 = SA_READONLY | SA_POPULATE | SA_ALLOW_OTHER_OWNER | SA_FOLLOW_SYMLINKS;
+const DELETE_MASK: u32 = SA_DELETE_IN_PROGRESS;
+
+fn unknown_bits(call: &str, bits: u32, mask: u32) -> Result<(), Error> {
+    if bits & !mask != 0 {
+        return Err(Error::invalid(format!(
+            "unknown {call} flag bits {:#x}",
+            bits & !mask
+        )));
+    }
+    Ok(())
+}
+
+/// Create flags to options; unknown or contradictory bits are errors.
+pub(crate) fn create_options(bits: u32) -> Result<CreateOptions, Error> {
+    unknown_bits("create", bits, CREATE_MASK)?;
+    let has = |f: u32| bits & f != 0;
+    if has(SA_SHARE_GROUP) && has(SA_SHARE_ALL) {
+        return Err(Error::invalid(
+            "SA_SHARE_GROUP and SA_SHARE_ALL are mutually exclusive",
+        ));
+    }
+    Ok(CreateOptions {
+        order: if has(SA_ORDER_F) { Order::F } else { Order::C },
+        force: has(SA_FORCE),
+        sparse: has(SA_SPARSE),
+        populate: has(SA_POPULATE),
+        hugepages: has(SA_HUGEPAGES),
+        share: if has(SA_SHARE_ALL) {
+            Share::All
+        } else if has(SA_SHARE_GROUP) {
+            Share::Group
+        } else {
+            Share::Owner
+        },
+        sharedarray_format: has(SA_FORMAT_SHAREDARRAY),
+    })
+}
+
+/// Attach flags and the C timeout convention (0: try once; negative: no limit; else
+/// milliseconds) to options.
+pub(crate) fn attach_options(bits: u32, timeout_ms: i64) -> Result<AttachOptions, Error> {
+    unknown_bits("attach", bits, ATTACH_MASK)?;
+    let has = |f: u32| bits & f != 0;
+    Ok(AttachOptions {
+        readonly: has(SA_READONLY),
+        populate: has(SA_POPULATE),
+        wait: match timeout_ms {
+            0 => None,
+            m if m < 0 => Some(Duration::MAX),
+            m => Some(Duration::from_millis(m as u64)),
+        },
+        allow_other_owner: has(SA_ALLOW_OTHER_OWNER),
+        follow_symlinks: has(SA_FOLLOW_SYMLINKS),
+    })
 }
 
 fn into_handle(a: Array) -> *mut sa_array {
@@ -76,11 +168,11 @@ fn into_handle(a: Array) -> *mut sa_array {
     bytes.extend_from_slice(a.name().as_str().as_bytes());
     let name = CString::new(bytes).unwrap_or_default();
     let strides = a.strides();
-    Box::into_raw(Box::new(sa_array {
+    to_box::<sa_array>(Handle {
         inner: a,
         name,
         strides,
-    }))
+    })
 }
 
 /// Reads the shape argument.
@@ -106,9 +198,10 @@ unsafe fn shape_arg<'a>(ndim: i32, shape: *const i64) -> Result<&'a [i64], Error
 /// `flags`: `SA_ORDER_F`, `SA_FORCE`, `SA_SPARSE`, `SA_POPULATE`, `SA_HUGEPAGES`,
 /// `SA_SHARE_GROUP` or `SA_SHARE_ALL`, `SA_FORMAT_SHAREDARRAY`. Memory is reserved
 /// unless `SA_SPARSE`, so a full filesystem is `SA_ERR_NO_SPACE` here, never a SIGBUS
-/// later. Permissions are exactly 0600/0660/0666 whatever the umask. Other processes
-/// attaching before this returns get `SA_ERR_NOT_READY`. On failure nothing is left
-/// behind and `*out` is not written.
+/// later. Permissions are exactly 0600/0660/0666 whatever the umask. The array gets
+/// its name only once complete (`O_TMPFILE` + `linkat`), so no process ever sees it
+/// half made; with `SA_FORCE` it replaces an existing array atomically. On failure
+/// every name is as it was and `*out` is not written.
 ///
 /// Returns `SA_OK`, `SA_ERR_INVALID` (NULL, bad name, ndim, negative or overflowing
 /// shape, unknown dtype or flag), `SA_ERR_EXISTS`, `SA_ERR_NO_SPACE`,
@@ -128,15 +221,13 @@ pub unsafe extern "C" fn sa_create(
     out: *mut *mut sa_array,
 ) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
+        out_arg(out, "out")?;
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
         // SAFETY: per this function's contract.
         let shape = unsafe { shape_arg(ndim, shape) }?;
         let dtype = dtype_arg(dtype)?;
-        let opts = CreateOptions::from_flags(flags)?;
+        let opts = create_options(flags)?;
         let a = Array::create(name, shape, dtype, &opts)?;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(out, into_handle(a)) };
@@ -145,13 +236,16 @@ pub unsafe extern "C" fn sa_create(
 }
 
 /// Attaches the existing array `name` into `*out`. `flags`: `SA_READONLY` (a
-/// read-only mapping: writes fault), `SA_POPULATE`. Recognises ndshm v1 and SharedArray
-/// segments (both trailer sizes).
+/// read-only mapping: writes fault), `SA_POPULATE`, `SA_ALLOW_OTHER_OWNER`,
+/// `SA_FOLLOW_SYMLINKS`. Recognises ndshm v1 and SharedArray segments (both trailer
+/// sizes). Never blocks: a FIFO or socket under the name is `SA_ERR_FORMAT`.
 ///
 /// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_NOT_READY` (its
-/// creator is still initialising it: retry, or use `sa_attach_wait`), `SA_ERR_FORMAT`
-/// (corrupt, truncated, foreign, or a newer format version), `SA_ERR_UNSUPPORTED`,
-/// `SA_ERR_PERMISSION`, `SA_ERR_IO`. `*out` is written only on success.
+/// creator is still filling it: retry, or use `sa_attach_wait`), `SA_ERR_OWNER_DIED`
+/// (that creator died), `SA_ERR_FORMAT` (corrupt, truncated, foreign, a newer format
+/// version, or not a regular file), `SA_ERR_UNSUPPORTED`, `SA_ERR_PERMISSION` (also:
+/// another user's array without `SA_ALLOW_OTHER_OWNER`, a symbolic link without
+/// `SA_FOLLOW_SYMLINKS`), `SA_ERR_IO`. `*out` is written only on success.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
@@ -167,7 +261,8 @@ pub unsafe extern "C" fn sa_attach(
 
 /// Like `sa_attach`, but waits up to `timeout_ms` milliseconds for the array to exist
 /// and be ready (0: try once; negative: wait without limit). Polls with a backoff of
-/// up to 5 ms. Returns `SA_ERR_TIMEOUT` naming the last reason when time runs out.
+/// up to 5 ms. Returns `SA_ERR_TIMEOUT` naming the last reason when time runs out, and
+/// `SA_ERR_OWNER_DIED` as soon as the creator of the array is seen to have died.
 ///
 /// # Safety
 /// As `sa_attach`.
@@ -229,20 +324,21 @@ pub unsafe extern "C" fn sa_attach_ex(
     out: *mut *mut sa_array,
 ) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
+        out_arg(out, "out")?;
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        let opts = AttachOptions::from_flags(flags)?;
+        let opts = attach_options(flags, timeout_ms)?;
         let shape = match (ndim, shape.is_null()) {
-            (-1, true) => None,
+            (-1, true) => ShapeExpect::Any,
             (-1, false) => {
                 return Err(Error::invalid("`shape` given with ndim -1 (any)"));
             }
-            (n, true) => Some(vec![-1; check_ndim(n as i64)?]),
-            // SAFETY: non-NULL, `ndim` entries per the contract.
-            (n, false) => Some(unsafe { shape_arg(n, shape) }?.to_vec()),
+            (n, true) => ShapeExpect::Ndim(check_ndim(n as i64)?),
+            (n, false) => {
+                // SAFETY: non-NULL, `ndim` entries per the contract.
+                let dims = unsafe { shape_arg(n, shape) }?;
+                ShapeExpect::Dims(dims.iter().map(|&d| (d >= 0).then_some(d)).collect())
+            }
         };
         let dtype = match dtype {
             SA_DTYPE_ANY => None,
@@ -253,21 +349,11 @@ pub unsafe extern "C" fn sa_attach_ex(
             dtype,
             order: None,
         };
-        let timeout = timeout_arg(timeout_ms);
-        let a = Array::attach_with(name, &opts, timeout, &expect)?;
+        let a = Array::attach_checked(name, &opts, &expect)?;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(out, into_handle(a)) };
         Ok(())
     })
-}
-
-/// 0: no waiting; negative: no limit; else milliseconds.
-fn timeout_arg(ms: i64) -> Option<Duration> {
-    match ms {
-        0 => None,
-        m if m < 0 => Some(Duration::from_secs(u64::MAX / 4)),
-        m => Some(Duration::from_millis(m as u64)),
-    }
 }
 
 /// Unmaps the array and frees the handle. Never deletes the array. NULL is a no-op.
@@ -277,38 +363,53 @@ fn timeout_arg(ms: i64) -> Option<Duration> {
 /// not be used afterwards. Release each handle exactly once.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_release(arr: *mut sa_array) {
-    guard_value((), || {
-        if !arr.is_null() {
-            // SAFETY: a live handle made by Box::into_raw, released once per the contract.
-            drop(unsafe { Box::from_raw(arr) });
-        }
-    })
+    // SAFETY: NULL or a live handle made by into_handle, released once per the contract.
+    guard_value((), || unsafe { free_box(arr) })
 }
 
 /// Removes the name of an array; existing mappings stay valid and the memory is freed
-/// with the last one. Refuses (`SA_ERR_FORMAT`) to remove a file that is not an array.
+/// with the last one. Only a regular file that positively is an array (v1, possibly
+/// damaged, or SharedArray) is removed, never a symbolic link: anything else is
+/// `SA_ERR_FORMAT`. An array whose creator is alive and still initialising it is
+/// `SA_ERR_NOT_READY` (see `sa_delete_ex`). A file this process cannot read to check is
+/// `SA_ERR_PERMISSION`.
 ///
 /// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`,
-/// `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+/// `SA_ERR_NOT_READY`, `SA_ERR_PERMISSION`, `SA_ERR_IO`.
 ///
 /// # Safety
 /// `name` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_delete(name: *const c_char) -> c_int {
+    // SAFETY: same contract; no flags.
+    unsafe { sa_delete_ex(name, 0) }
+}
+
+/// `sa_delete` with flags: `SA_DELETE_IN_PROGRESS` also deletes an array whose live
+/// creator is still initialising it.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_delete_ex(name: *const c_char, flags: u32) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        Array::delete(name)
+        unknown_bits("delete", flags, DELETE_MASK)?;
+        let opts = DeleteOptions {
+            in_progress: flags & SA_DELETE_IN_PROGRESS != 0,
+        };
+        Array::delete_with(name, &opts)
     })
 }
 
-/// Reads a handle for an accessor; NULL gives None.
+/// The handle behind `arr` for an accessor; NULL gives None.
 ///
 /// # Safety
 /// `arr` is NULL or a live handle.
-unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a sa_array> {
+unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a Handle> {
     // SAFETY: per the contract, a live handle or NULL.
-    unsafe { arr.as_ref() }
+    unsafe { try_ref(arr, "arr") }.ok()
 }
 
 /// Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
@@ -318,8 +419,10 @@ unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a sa_array> {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_data(arr: *const sa_array) -> *mut c_void {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(std::ptr::null_mut(), |a| a.inner.as_ptr() as *mut c_void)
+    guard_value(std::ptr::null_mut(), || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(std::ptr::null_mut(), |a| a.inner.as_ptr() as *mut c_void)
+    })
 }
 
 /// Number of dimensions (0 to 32), or -1 for a NULL handle.
@@ -328,8 +431,10 @@ pub unsafe extern "C" fn sa_data(arr: *const sa_array) -> *mut c_void {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(-1, |a| a.inner.ndim() as i32)
+    guard_value(-1, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(-1, |a| a.inner.ndim() as i32)
+    })
 }
 
 /// The shape, `sa_ndim(arr)` entries, valid until `sa_release`; NULL for a NULL handle.
@@ -339,8 +444,10 @@ pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.inner.shape().as_ptr())
+    guard_value(std::ptr::null(), || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.inner.shape().as_ptr())
+    })
 }
 
 /// Byte strides, numpy-style, `sa_ndim(arr)` entries, valid until `sa_release`; NULL
@@ -350,8 +457,10 @@ pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_strides(arr: *const sa_array) -> *const i64 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.strides.as_ptr())
+    guard_value(std::ptr::null(), || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.strides.as_ptr())
+    })
 }
 
 /// The element type, or `SA_DTYPE_ANY` (-1) for a NULL handle.
@@ -360,8 +469,10 @@ pub unsafe extern "C" fn sa_strides(arr: *const sa_array) -> *const i64 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_get_dtype(arr: *const sa_array) -> sa_dtype {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(SA_DTYPE_ANY, |a| a.inner.dtype().code())
+    guard_value(SA_DTYPE_ANY, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(SA_DTYPE_ANY, |a| a.inner.dtype().code())
+    })
 }
 
 /// Bytes per element, or 0 for a NULL handle.
@@ -370,8 +481,10 @@ pub unsafe extern "C" fn sa_get_dtype(arr: *const sa_array) -> sa_dtype {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_itemsize(arr: *const sa_array) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(0, |a| a.inner.itemsize())
+    guard_value(0, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(0, |a| a.inner.itemsize())
+    })
 }
 
 /// Bytes of data (itemsize times the number of elements), or 0 for a NULL handle.
@@ -380,8 +493,10 @@ pub unsafe extern "C" fn sa_itemsize(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_nbytes(arr: *const sa_array) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(0, |a| a.inner.nbytes())
+    guard_value(0, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(0, |a| a.inner.nbytes())
+    })
 }
 
 /// Bytes reserved for data (at least `sa_nbytes`), or 0 for a NULL handle.
@@ -390,8 +505,10 @@ pub unsafe extern "C" fn sa_nbytes(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_capacity(arr: *const sa_array) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(0, |a| a.inner.capacity())
+    guard_value(0, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(0, |a| a.inner.capacity())
+    })
 }
 
 /// `SA_ORDER_C` (0) or `SA_ORDER_F` (1); -1 for a NULL handle.
@@ -400,10 +517,12 @@ pub unsafe extern "C" fn sa_capacity(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_order(arr: *const sa_array) -> i32 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(-1, |a| match a.inner.order() {
-        Order::C => SA_ORDER_C as i32,
-        Order::F => SA_ORDER_F as i32,
+    guard_value(-1, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(-1, |a| match a.inner.order() {
+            Order::C => SA_ORDER_C as i32,
+            Order::F => SA_ORDER_F as i32,
+        })
     })
 }
 
@@ -414,8 +533,10 @@ pub unsafe extern "C" fn sa_order(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_format(arr: *const sa_array) -> i32 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(-1, |a| format_code(a.inner.format()))
+    guard_value(-1, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(-1, |a| format_code(a.inner.format()))
+    })
 }
 
 /// 1 if the handle is read-only, 0 if writable, -1 for a NULL handle.
@@ -424,8 +545,10 @@ pub unsafe extern "C" fn sa_format(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_is_readonly(arr: *const sa_array) -> i32 {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(-1, |a| a.inner.is_readonly() as i32)
+    guard_value(-1, || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(-1, |a| a.inner.is_readonly() as i32)
+    })
 }
 
 /// The array's name with its scheme (`shm://x`, `file:///data/x`), valid until
@@ -435,8 +558,10 @@ pub unsafe extern "C" fn sa_is_readonly(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_name(arr: *const sa_array) -> *const c_char {
-    // SAFETY: per this function's contract.
-    unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.name.as_ptr())
+    guard_value(std::ptr::null(), || {
+        // SAFETY: per this function's contract.
+        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.name.as_ptr())
+    })
 }
 
 /// Sets every element to the value at `value` (`sa_itemsize(arr)` bytes, e.g. a
@@ -451,7 +576,7 @@ pub unsafe extern "C" fn sa_name(arr: *const sa_array) -> *const c_char {
 pub unsafe extern "C" fn sa_fill(arr: *mut sa_array, value: *const c_void) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let a = unsafe { arr.as_mut() }.ok_or_else(|| null_arg("arr"))?;
+        let a = unsafe { super::try_mut::<sa_array>(arr, "arr") }?;
         if value.is_null() {
             return Err(null_arg("value"));
         }
@@ -472,8 +597,20 @@ pub unsafe extern "C" fn sa_fill(arr: *mut sa_array, value: *const c_void) -> c_
 pub unsafe extern "C" fn sa_msync(arr: *mut sa_array, flags: i32) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
-        a.inner.msync(flags)
+        let a = unsafe { try_ref::<sa_array>(arr, "arr") }?;
+        let known = SA_MS_ASYNC | SA_MS_SYNC | SA_MS_INVALIDATE;
+        let flush = match (flags & SA_MS_ASYNC != 0, flags & SA_MS_SYNC != 0) {
+            (true, false) if flags & !known == 0 => Flush::Async,
+            (false, true) if flags & !known == 0 => Flush::Sync,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "{}: msync flags {flags:#x}: use SA_MS_ASYNC or SA_MS_SYNC, optionally \
+                     with SA_MS_INVALIDATE",
+                    a.inner.name()
+                )));
+            }
+        };
+        a.inner.msync(flush, flags & SA_MS_INVALIDATE != 0)
     })
 }
 
@@ -487,7 +624,7 @@ pub unsafe extern "C" fn sa_msync(arr: *mut sa_array, flags: i32) -> c_int {
 pub unsafe extern "C" fn sa_mlock(arr: *mut sa_array) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        let a = unsafe { try_ref::<sa_array>(arr, "arr") }?;
         a.inner.mlock()
     })
 }
@@ -500,7 +637,7 @@ pub unsafe extern "C" fn sa_mlock(arr: *mut sa_array) -> c_int {
 pub unsafe extern "C" fn sa_munlock(arr: *mut sa_array) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let a = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        let a = unsafe { try_ref::<sa_array>(arr, "arr") }?;
         a.inner.munlock()
     })
 }
@@ -526,9 +663,9 @@ pub struct sa_desc {
     /// `sa_format`.
     pub format: i32,
     /// `sa_shape`, `ndim` entries; the rest 0.
-    pub shape: [i64; 32],
+    pub shape: [i64; SA_MAX_NDIM],
     /// `sa_strides`, `ndim` entries; the rest 0.
-    pub strides: [i64; 32],
+    pub strides: [i64; SA_MAX_NDIM],
     /// `sa_name`, valid until `sa_release`.
     pub name: *const c_char,
     /// `sa_dtype_str` of the dtype (static).
@@ -544,14 +681,12 @@ pub struct sa_desc {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_describe(arr: *const sa_array, out: *mut sa_desc) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
+        out_arg(out, "out")?;
         // SAFETY: per this function's contract.
-        let h = unsafe { handle(arr) }.ok_or_else(|| null_arg("arr"))?;
+        let h = unsafe { try_ref::<sa_array>(arr, "arr") }?;
         let a = &h.inner;
-        let mut shape = [0i64; 32];
-        let mut strides = [0i64; 32];
+        let mut shape = [0i64; SA_MAX_NDIM];
+        let mut strides = [0i64; SA_MAX_NDIM];
         shape[..a.ndim()].copy_from_slice(a.shape());
         strides[..a.ndim()].copy_from_slice(&h.strides);
         let d = sa_desc {
@@ -566,7 +701,7 @@ pub unsafe extern "C" fn sa_describe(arr: *const sa_array, out: *mut sa_desc) ->
             shape,
             strides,
             name: h.name.as_ptr(),
-            typestr: super::dtype::sa_dtype_str(a.dtype().code()),
+            typestr: a.dtype().numpy_cstr().as_ptr(),
         };
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(out, d) };
@@ -574,34 +709,27 @@ pub unsafe extern "C" fn sa_describe(arr: *const sa_array, out: *mut sa_desc) ->
     })
 }
 
-impl sa_array {
-    /// The safe core handle behind this C handle.
-    pub fn array(&self) -> &Array {
-        &self.inner
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::array::{flags, ms};
 
     #[test]
-    fn abi_values_match_core() {
-        assert_eq!(SA_ORDER_F, flags::ORDER_F);
-        assert_eq!(SA_FORCE, flags::FORCE);
-        assert_eq!(SA_SPARSE, flags::SPARSE);
-        assert_eq!(SA_POPULATE, flags::POPULATE);
-        assert_eq!(SA_HUGEPAGES, flags::HUGEPAGES);
-        assert_eq!(SA_SHARE_GROUP, flags::SHARE_GROUP);
-        assert_eq!(SA_SHARE_ALL, flags::SHARE_ALL);
-        assert_eq!(SA_FORMAT_SHAREDARRAY, flags::FORMAT_SHAREDARRAY);
-        assert_eq!(SA_READONLY, flags::READONLY);
+    fn flags_convert() {
+        let o = create_options(SA_ORDER_F | SA_FORCE | SA_SHARE_GROUP).unwrap();
+        assert_eq!((o.order, o.force, o.share), (Order::F, true, Share::Group));
+        assert!(create_options(SA_SHARE_GROUP | SA_SHARE_ALL).is_err());
+        assert!(create_options(SA_READONLY).is_err());
+        assert!(create_options(1 << 30).is_err());
+        let a = attach_options(SA_READONLY | SA_ALLOW_OTHER_OWNER, -1).unwrap();
+        assert!(a.readonly && a.allow_other_owner && !a.follow_symlinks);
+        assert_eq!(a.wait, Some(Duration::MAX));
+        assert_eq!(attach_options(0, 0).unwrap().wait, None);
         assert_eq!(
-            (SA_MS_ASYNC, SA_MS_INVALIDATE, SA_MS_SYNC),
-            (ms::ASYNC, ms::INVALIDATE, ms::SYNC)
+            attach_options(0, 1500).unwrap().wait,
+            Some(Duration::from_millis(1500))
         );
-        assert_eq!(SA_ORDER_C as i32, Order::C as i32);
+        assert!(attach_options(SA_FORCE, 0).is_err());
         assert_eq!(SA_ORDER_F as i32, Order::F as i32);
+        assert_eq!(SA_ORDER_C as i32, Order::C as i32);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::{guard, null_arg, str_arg, write_out};
+use super::{guard, guard_value, out_arg, str_arg, write_out};
 use crate::dtype::Dtype;
 use crate::error::Error;
 
@@ -60,9 +60,7 @@ pub(crate) fn dtype_arg(d: sa_dtype) -> Result<Dtype, Error> {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_dtype_from_str(str: *const c_char, out: *mut sa_dtype) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
+        out_arg(out, "out")?;
         // SAFETY: per this function's contract.
         let s = unsafe { str_arg(str, "str") }?;
         let d = Dtype::from_numpy_str(s)?;
@@ -76,52 +74,15 @@ pub unsafe extern "C" fn sa_dtype_from_str(str: *const c_char, out: *mut sa_dtyp
 /// or NULL for an unknown code. Static; never freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn sa_dtype_str(dtype: sa_dtype) -> *const c_char {
-    use Dtype::*;
-    let Some(d) = Dtype::from_code(dtype) else {
-        return std::ptr::null();
-    };
-    // NUL-terminated copies of Dtype::numpy_str (checked equal by a test).
-    #[cfg(target_endian = "little")]
-    let s: &'static [u8] = match d {
-        Bool => b"|b1\0",
-        Int8 => b"|i1\0",
-        Uint8 => b"|u1\0",
-        Int16 => b"<i2\0",
-        Uint16 => b"<u2\0",
-        Int32 => b"<i4\0",
-        Uint32 => b"<u4\0",
-        Int64 => b"<i8\0",
-        Uint64 => b"<u8\0",
-        Float16 => b"<f2\0",
-        Float32 => b"<f4\0",
-        Float64 => b"<f8\0",
-        Complex64 => b"<c8\0",
-        Complex128 => b"<c16\0",
-    };
-    #[cfg(target_endian = "big")]
-    let s: &'static [u8] = match d {
-        Bool => b"|b1\0",
-        Int8 => b"|i1\0",
-        Uint8 => b"|u1\0",
-        Int16 => b">i2\0",
-        Uint16 => b">u2\0",
-        Int32 => b">i4\0",
-        Uint32 => b">u4\0",
-        Int64 => b">i8\0",
-        Uint64 => b">u8\0",
-        Float16 => b">f2\0",
-        Float32 => b">f4\0",
-        Float64 => b">f8\0",
-        Complex64 => b">c8\0",
-        Complex128 => b">c16\0",
-    };
-    s.as_ptr().cast()
+    guard_value(std::ptr::null(), || {
+        Dtype::from_code(dtype).map_or(std::ptr::null(), |d| d.numpy_cstr().as_ptr())
+    })
 }
 
 /// Bytes per element of a dtype, or 0 for an unknown code.
 #[unsafe(no_mangle)]
 pub extern "C" fn sa_dtype_itemsize(dtype: sa_dtype) -> usize {
-    Dtype::from_code(dtype).map_or(0, |d| d.itemsize())
+    guard_value(0, || Dtype::from_code(dtype).map_or(0, |d| d.itemsize()))
 }
 
 #[cfg(test)]

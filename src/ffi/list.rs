@@ -3,14 +3,11 @@
 use std::ffi::{CString, c_char, c_int};
 use std::path::Path;
 
-use super::array::format_code;
+use super::array::{SA_MAX_NDIM, format_code};
 use super::dtype::sa_dtype;
-use super::{guard, guard_value, null_arg, str_arg, write_out};
-use crate::list::{Info, State};
-
-const _: () = assert!(
-    SA_STATE_INITIALISING == State::Initialising as i32 && SA_STATE_READY == State::Ready as i32
-);
+use super::{guard, guard_value, out_arg, str_arg, write_out};
+use crate::format::{MAX_HOSTNAME, State};
+use crate::list::Info;
 use crate::name::Backend;
 
 /// List entry backend: POSIX shared memory.
@@ -40,7 +37,7 @@ pub struct sa_list_entry {
     /// Number of dimensions; `shape[ndim..]` are 0.
     pub ndim: i32,
     /// Shape.
-    pub shape: [i64; 32],
+    pub shape: [i64; SA_MAX_NDIM],
     /// Bytes of data in use.
     pub nbytes: u64,
     /// Bytes reserved for data.
@@ -62,13 +59,16 @@ pub struct sa_list_entry {
     pub host: [c_char; 64],
 }
 
+const _: () = assert!(MAX_HOSTNAME + 1 == 64);
+
 fn entry(i: &Info) -> sa_list_entry {
     let g = &i.geometry;
-    let mut shape = [0i64; 32];
+    let mut shape = [0i64; SA_MAX_NDIM];
     shape[..g.shape.len()].copy_from_slice(&g.shape);
-    let mut host = [0 as c_char; 64];
+    let mut host = [0 as c_char; MAX_HOSTNAME + 1];
     if let Some(c) = &i.creator {
-        for (d, s) in host.iter_mut().zip(c.hostname.bytes().take(63)) {
+        // The core keeps host names at most MAX_HOSTNAME bytes; the last byte stays NUL.
+        for (d, s) in host.iter_mut().zip(c.hostname.bytes().take(MAX_HOSTNAME)) {
             *d = s as c_char;
         }
     }
@@ -79,7 +79,10 @@ fn entry(i: &Info) -> sa_list_entry {
             Backend::File(_) => SA_BACKEND_FILE,
         },
         format: format_code(i.format),
-        state: i.state as i32,
+        state: match i.state {
+            State::Initialising => SA_STATE_INITIALISING,
+            State::Ready => SA_STATE_READY,
+        },
         dtype: g.dtype.code(),
         order: g.order as i32,
         ndim: g.shape.len() as i32,
@@ -127,12 +130,8 @@ pub unsafe extern "C" fn sa_list(
     count: *mut usize,
 ) -> c_int {
     guard(|| {
-        if entries.is_null() {
-            return Err(null_arg("entries"));
-        }
-        if count.is_null() {
-            return Err(null_arg("count"));
-        }
+        out_arg(entries, "entries")?;
+        out_arg(count, "count")?;
         let dir = if r#where.is_null() {
             None
         } else {
@@ -185,9 +184,7 @@ pub unsafe extern "C" fn sa_list_free(entries: *mut sa_list_entry, count: usize)
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_info(name: *const c_char, out: *mut *mut sa_list_entry) -> c_int {
     guard(|| {
-        if out.is_null() {
-            return Err(null_arg("out"));
-        }
+        out_arg(out, "out")?;
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
         let i = crate::list::info(name)?;

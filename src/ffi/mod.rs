@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, Opt};
 
 pub mod array;
 pub mod dtype;
@@ -28,22 +28,22 @@ fn set_last_error(msg: &str, errno: Option<i32>) {
     LAST_ERROR.with(|l| *l.borrow_mut() = (c, errno.unwrap_or(0)));
 }
 
-/// The status code for an error kind: the one place where kinds become codes.
-pub(crate) fn status_of(kind: ErrorKind) -> c_int {
-    match kind {
-        ErrorKind::Invalid => SA_ERR_INVALID,
-        ErrorKind::NotFound => SA_ERR_NOT_FOUND,
-        ErrorKind::Exists => SA_ERR_EXISTS,
-        ErrorKind::Format => SA_ERR_FORMAT,
-        ErrorKind::Mismatch => SA_ERR_MISMATCH,
-        ErrorKind::NoSpace => SA_ERR_NO_SPACE,
-        ErrorKind::Permission => SA_ERR_PERMISSION,
-        ErrorKind::NotReady => SA_ERR_NOT_READY,
-        ErrorKind::Timeout => SA_ERR_TIMEOUT,
-        ErrorKind::OwnerDied => SA_ERR_OWNER_DIED,
-        ErrorKind::ReadOnly => SA_ERR_READ_ONLY,
-        ErrorKind::Unsupported => SA_ERR_UNSUPPORTED,
-        ErrorKind::Io => SA_ERR_IO,
+/// The C flag that selects a core option, for messages C callers read.
+fn flag_name(o: Opt) -> &'static str {
+    match o {
+        Opt::Force => "SA_FORCE",
+        Opt::AllowOtherOwner => "SA_ALLOW_OTHER_OWNER",
+        Opt::FollowSymlinks => "SA_FOLLOW_SYMLINKS",
+        Opt::InProgress => "SA_DELETE_IN_PROGRESS",
+    }
+}
+
+/// The message of an error as C callers see it: the core's message, which names the
+/// option in words every binding shares, followed by the C flag that sets it.
+fn message(e: &Error) -> String {
+    match e.option() {
+        Some(o) => format!("{} [flag {}]", e.message(), flag_name(o)),
+        None => e.message().to_string(),
     }
 }
 
@@ -61,14 +61,14 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// become `SA_ERR_PANIC`.
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> c_int {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => SA_OK,
+        Ok(Ok(())) => sa_status::SA_OK as c_int,
         Ok(Err(e)) => {
-            set_last_error(e.message(), e.errno());
-            status_of(e.kind())
+            set_last_error(&message(&e), e.errno());
+            status_of(e.kind()) as c_int
         }
         Err(p) => {
             set_last_error(&format!("panic in ndshm: {}", panic_message(&*p)), None);
-            SA_ERR_PANIC
+            sa_status::SA_ERR_PANIC as c_int
         }
     }
 }
@@ -82,6 +82,55 @@ pub(crate) fn guard_value<T>(default: T, f: impl FnOnce() -> T) -> T {
             set_last_error(&format!("panic in ndshm: {}", panic_message(&*p)), None);
             default
         }
+    }
+}
+
+/// Binds an opaque C handle type to the Rust value it points to, so every cast between
+/// the two goes through the typed helpers below (as rustls-ffi's `Castable`).
+pub(crate) trait Castable {
+    /// The Rust value behind the handle, boxed.
+    type Rust;
+}
+
+/// Moves `v` to the heap and returns it as the C handle type. Free with [`free_box`].
+pub(crate) fn to_box<C: Castable>(v: C::Rust) -> *mut C {
+    Box::into_raw(Box::new(v)).cast()
+}
+
+/// The value behind a handle, or an error naming the NULL argument.
+///
+/// # Safety
+/// `p` is NULL or a live handle made by [`to_box`] for the same `C`, not used mutably
+/// elsewhere during `'a`.
+pub(crate) unsafe fn try_ref<'a, C: Castable>(
+    p: *const C,
+    what: &str,
+) -> Result<&'a C::Rust, Error> {
+    // SAFETY: per the contract, a live, properly aligned box of C::Rust or NULL.
+    unsafe { p.cast::<C::Rust>().as_ref() }.ok_or_else(|| null_arg(what))
+}
+
+/// The value behind a handle, mutably, or an error naming the NULL argument.
+///
+/// # Safety
+/// `p` is NULL or a live handle made by [`to_box`] for the same `C`, not used elsewhere
+/// during `'a`.
+pub(crate) unsafe fn try_mut<'a, C: Castable>(
+    p: *mut C,
+    what: &str,
+) -> Result<&'a mut C::Rust, Error> {
+    // SAFETY: per the contract, a live, properly aligned, unaliased box or NULL.
+    unsafe { p.cast::<C::Rust>().as_mut() }.ok_or_else(|| null_arg(what))
+}
+
+/// Frees a handle made by [`to_box`]; NULL is a no-op.
+///
+/// # Safety
+/// `p` is NULL or a live handle made by [`to_box`] for the same `C`, freed once.
+pub(crate) unsafe fn free_box<C: Castable>(p: *mut C) {
+    if !p.is_null() {
+        // SAFETY: per the contract, made by Box::into_raw and freed exactly once.
+        drop(unsafe { Box::from_raw(p.cast::<C::Rust>()) });
     }
 }
 
@@ -104,6 +153,14 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str
         .map_err(|_| Error::invalid(format!("argument `{what}` is not valid UTF-8")))
 }
 
+/// Checks an out-pointer argument before any work is done.
+pub(crate) fn out_arg<T>(out: *mut T, what: &str) -> Result<(), Error> {
+    if out.is_null() {
+        return Err(null_arg(what));
+    }
+    Ok(())
+}
+
 /// Writes `v` to an out-pointer that was checked non-NULL.
 ///
 /// # Safety
@@ -120,7 +177,7 @@ mod tests {
     #[test]
     fn panic_becomes_status_with_message() {
         let code = guard(|| panic!("boom {}", 42));
-        assert_eq!(code, SA_ERR_PANIC);
+        assert_eq!(code, sa_status::SA_ERR_PANIC as c_int);
         // SAFETY: sa_last_error returns a valid NUL-terminated string.
         let msg = unsafe { CStr::from_ptr(sa_last_error()) }.to_str().unwrap();
         assert!(msg.contains("boom 42"), "{msg}");
@@ -129,24 +186,11 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_distinct_code() {
-        use ErrorKind::*;
-        let kinds = [
-            Invalid,
-            NotFound,
-            Exists,
-            Format,
-            Mismatch,
-            NoSpace,
-            Permission,
-            NotReady,
-            Timeout,
-            OwnerDied,
-            ReadOnly,
-            Unsupported,
-            Io,
-        ];
-        let mut codes: Vec<c_int> = kinds.iter().map(|&k| status_of(k)).collect();
-        codes.push(SA_ERR_PANIC);
+        use strum::IntoEnumIterator;
+        let mut codes: Vec<c_int> = crate::ErrorKind::iter()
+            .map(|k| status_of(k) as c_int)
+            .collect();
+        codes.push(sa_status::SA_ERR_PANIC as c_int);
         let n = codes.len();
         codes.sort();
         codes.dedup();
@@ -159,5 +203,17 @@ mod tests {
                 .unwrap();
             assert!(s.starts_with("SA_ERR_"), "{s}");
         }
+        // SAFETY: as above.
+        let ok = unsafe { CStr::from_ptr(sa_status_str(0)) };
+        assert_eq!(ok.to_str().unwrap(), "SA_OK");
+        // SAFETY: as above.
+        let unknown = unsafe { CStr::from_ptr(sa_status_str(-1000)) };
+        assert_eq!(unknown.to_str().unwrap(), "SA_ERR_UNKNOWN");
+    }
+
+    #[test]
+    fn options_are_named_as_flags() {
+        let e = Error::invalid("x").with_option(Opt::Force);
+        assert_eq!(message(&e), "x [flag SA_FORCE]");
     }
 }

@@ -227,3 +227,28 @@ pub fn assert_ok(o: &Output, what: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The status codes as the `int`s C functions return, derived from `sa_status`.
+pub mod codes {
+    use ndshm::ffi::error::sa_status;
+    macro_rules! codes {
+        ($($n:ident),* $(,)?) => { $(pub const $n: i32 = sa_status::$n as i32;)* };
+    }
+    codes!(
+        SA_OK,
+        SA_ERR_INVALID,
+        SA_ERR_NOT_FOUND,
+        SA_ERR_EXISTS,
+        SA_ERR_FORMAT,
+        SA_ERR_MISMATCH,
+        SA_ERR_NO_SPACE,
+        SA_ERR_PERMISSION,
+        SA_ERR_NOT_READY,
+        SA_ERR_TIMEOUT,
+        SA_ERR_OWNER_DIED,
+        SA_ERR_READ_ONLY,
+        SA_ERR_UNSUPPORTED,
+        SA_ERR_IO,
+        SA_ERR_PANIC,
+    );
+}

@@ -1,0 +1,202 @@
+//! Typed options of the safe API. The C layer converts its flag bits into these; the
+//! core never sees a bit mask.
+
+use std::time::Duration;
+
+use crate::dtype::Dtype;
+use crate::format::Order;
+
+/// Who may open a new array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Share {
+    /// 0600: the owner only (default).
+    #[default]
+    Owner,
+    /// 0660: owner and group.
+    Group,
+    /// 0666: everybody.
+    All,
+}
+
+impl Share {
+    /// The permission bits.
+    pub fn mode(self) -> u32 {
+        match self {
+            Share::Owner => 0o600,
+            Share::Group => 0o660,
+            Share::All => 0o666,
+        }
+    }
+}
+
+/// How to create an array. Build with `CreateOptions::default()` and the setters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Storage order (default C).
+    pub order: Order,
+    /// Replace an existing array of that name. The replacement is atomic (`rename`):
+    /// attachers see the old array or the new one, and a failed create leaves the old
+    /// one as it was. Only arrays are replaced, never other files.
+    pub force: bool,
+    /// Do not reserve memory (pages are allocated on first write; a full filesystem
+    /// then means SIGBUS, as with the tools ndshm replaces).
+    pub sparse: bool,
+    /// Prefault every page at create.
+    pub populate: bool,
+    /// Advise transparent huge pages on the data.
+    pub hugepages: bool,
+    /// Permissions.
+    pub share: Share,
+    /// Write SharedArray's layout instead of v1.
+    pub sharedarray_format: bool,
+}
+
+impl CreateOptions {
+    /// Sets the storage order.
+    pub fn order(mut self, o: Order) -> Self {
+        self.order = o;
+        self
+    }
+    /// Replace an existing array.
+    pub fn force(mut self, yes: bool) -> Self {
+        self.force = yes;
+        self
+    }
+    /// Do not reserve memory.
+    pub fn sparse(mut self, yes: bool) -> Self {
+        self.sparse = yes;
+        self
+    }
+    /// Prefault pages.
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.populate = yes;
+        self
+    }
+    /// Advise huge pages.
+    pub fn hugepages(mut self, yes: bool) -> Self {
+        self.hugepages = yes;
+        self
+    }
+    /// Permissions.
+    pub fn share(mut self, s: Share) -> Self {
+        self.share = s;
+        self
+    }
+    /// SharedArray layout.
+    pub fn sharedarray_format(mut self, yes: bool) -> Self {
+        self.sharedarray_format = yes;
+        self
+    }
+}
+
+/// How to attach.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    /// Map read-only: writes through the mapping fault, and mutating calls fail with
+    /// [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly).
+    pub readonly: bool,
+    /// Prefault every page.
+    pub populate: bool,
+    /// Wait up to this long for the array to exist and be ready; `None` tries once.
+    /// [`Duration::MAX`] waits without limit. A creator that dies while the array is
+    /// being initialised ends the wait at once with
+    /// [`ErrorKind::OwnerDied`](crate::ErrorKind::OwnerDied).
+    pub wait: Option<Duration>,
+    /// Attach to an array owned by another user. Off by default: whoever can write a
+    /// segment can also truncate it, which kills every process reading the lost pages
+    /// with SIGBUS, and any user can create a name in /dev/shm before you do.
+    pub allow_other_owner: bool,
+    /// Follow a symbolic link at the array's name (off by default).
+    pub follow_symlinks: bool,
+}
+
+impl AttachOptions {
+    /// Read-only.
+    pub fn readonly(mut self, yes: bool) -> Self {
+        self.readonly = yes;
+        self
+    }
+    /// Prefault pages.
+    pub fn populate(mut self, yes: bool) -> Self {
+        self.populate = yes;
+        self
+    }
+    /// Wait up to `timeout` for the array (see [`AttachOptions::wait`]).
+    pub fn wait(mut self, timeout: Duration) -> Self {
+        self.wait = Some(timeout);
+        self
+    }
+    /// Trust arrays owned by other users.
+    pub fn allow_other_owner(mut self, yes: bool) -> Self {
+        self.allow_other_owner = yes;
+        self
+    }
+    /// Follow a symbolic link at the name.
+    pub fn follow_symlinks(mut self, yes: bool) -> Self {
+        self.follow_symlinks = yes;
+        self
+    }
+}
+
+/// The shape a checked attach expects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ShapeExpect {
+    /// Any shape.
+    #[default]
+    Any,
+    /// Any shape with this many dimensions.
+    Ndim(usize),
+    /// Exactly these dimensions; `None` accepts any length on that axis.
+    Dims(Vec<Option<i64>>),
+}
+
+/// What a checked attach expects; the default accepts anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// Expected shape.
+    pub shape: ShapeExpect,
+    /// Expected dtype.
+    pub dtype: Option<Dtype>,
+    /// Expected order (ignored for arrays of fewer than two dimensions, where both
+    /// orders are the same layout).
+    pub order: Option<Order>,
+}
+
+impl Expect {
+    /// Expects exactly this shape.
+    pub fn shape(mut self, shape: &[i64]) -> Self {
+        self.shape = ShapeExpect::Dims(shape.iter().map(|&d| Some(d)).collect());
+        self
+    }
+    /// Expects any shape of `ndim` dimensions.
+    pub fn ndim(mut self, ndim: usize) -> Self {
+        self.shape = ShapeExpect::Ndim(ndim);
+        self
+    }
+    /// Expects this dtype.
+    pub fn dtype(mut self, d: Dtype) -> Self {
+        self.dtype = Some(d);
+        self
+    }
+    /// Expects this order.
+    pub fn order(mut self, o: Order) -> Self {
+        self.order = Some(o);
+        self
+    }
+}
+
+/// How `msync` writes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Schedule the write-back and return (`MS_ASYNC`).
+    Async,
+    /// Write back and wait (`MS_SYNC`).
+    Sync,
+}
+
+/// How to delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// Also delete an array whose creator is alive and still initialising it.
+    pub in_progress: bool,
+}
