@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib examples demo test check clean python-deps install bench bench-quick
+.PHONY: all lib examples demo test check clean python-deps install bench bench-quick fuzz miri
 
 all: examples
 
@@ -92,6 +92,20 @@ install: lib
 	  > $(DESTDIR)$(PREFIX)/lib/cmake/ndshm/ndshmConfig.cmake
 	sed 's/@VERSION@/$(VERSION)/; s/@MAJOR@/$(MAJOR)/g; s/@MINOR@/$(MINOR)/g' pkg/ndshmConfigVersion.cmake.in \
 	  > $(DESTDIR)$(PREFIX)/lib/cmake/ndshm/ndshmConfigVersion.cmake
+
+# Fuzzing (nightly Rust and cargo-fuzz): each target in fuzz/ replays its checked-in
+# corpus, then runs FUZZ_SECONDS; fails on any crash. FUZZ_OPTIONAL=1 skips (exit 0)
+# when nightly or cargo-fuzz is missing. See scripts/fuzz.sh.
+FUZZ_SECONDS ?= 20
+FUZZ_OPTIONAL ?=
+fuzz:
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_OPTIONAL='$(FUZZ_OPTIONAL)' bash scripts/fuzz.sh
+
+# The pure (no system call) unit tests under Miri: format, dtype and name.
+miri:
+	@$(CARGO) +nightly miri --version >/dev/null 2>&1 || { \
+	  echo "make miri needs Miri: rustup component add --toolchain nightly miri rust-src" >&2; exit 1; }
+	$(CARGO) +nightly miri test --lib -- format:: dtype:: name::
 
 clean:
 	$(CARGO) clean

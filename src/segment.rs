@@ -535,7 +535,8 @@ impl<'n> Writer<'n> {
         // SAFETY: `this` is never dropped or used again, so `file` is moved out exactly
         // once; the other fields own no resources (`temp` was taken above, `name` is a
         // reference).
-        Ok(unsafe { std::ptr::read(&this.file) })
+        let file = unsafe { std::ptr::read(&this.file) };
+        Ok(reopen_named(this.name, file))
     }
 
     fn store_ready(&mut self) -> Result<()> {
@@ -625,6 +626,20 @@ impl Drop for Writer<'_> {
             // A unique name only this writer made.
             let _ = sys::unlink(t);
         }
+    }
+}
+
+/// The same file opened through its name, when the name still refers to it. The
+/// descriptor of an `O_TMPFILE` (or of a file whose temporary name is gone) shows in
+/// /proc/PID/maps and lsof as `/dev/shm/#123 (deleted)`; a mapping made through the
+/// named descriptor shows the array's path, as for every attacher.
+fn reopen_named(name: &ArrayName, file: File) -> File {
+    let Ok(named) = sys::open(&name.os_cstring(), libc::O_RDWR | libc::O_NOFOLLOW) else {
+        return file;
+    };
+    match (named.metadata(), file.metadata()) {
+        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => named,
+        _ => file, // replaced meanwhile: keep mapping our own file
     }
 }
 

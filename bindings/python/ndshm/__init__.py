@@ -15,7 +15,9 @@ resource tracker, so no process deletes another's array by exiting.
 
 import collections
 import ctypes
+import math
 import operator
+import os
 
 import numpy as np
 
@@ -49,11 +51,51 @@ _builtin_list = list
 
 
 def _name(name):
-    if isinstance(name, bytes):
-        return name
-    if not isinstance(name, str):
+    """An array name as the C string the library gets: exactly the caller's bytes."""
+    if isinstance(name, str):
+        b = name.encode("utf-8", "surrogateescape")
+    elif isinstance(name, bytes):
+        b = name
+    else:
         raise TypeError(f"array name must be str or bytes, not {type(name).__name__}")
-    return name.encode("utf-8", "surrogateescape")
+    return _no_nul(b, "array name", name)
+
+
+def _no_nul(b, what, given):
+    """C strings end at the first NUL: refuse one inside rather than pass a prefix."""
+    if b"\0" in b:
+        raise ValueError(f"{what} contains a NUL byte: {given!r}")
+    return b
+
+
+class _CInt:
+    """The range of a C integer parameter, read from the header's declaration."""
+
+    def __init__(self, func, param, error):
+        t = _lib.DECLARATIONS[func][1][_lib.PARAMETERS[func].index(param)]
+        if issubclass(t, ctypes._Pointer):  # int64_t *shape: the entries' type
+            t = t._type_
+        self.type = t
+        bits = 8 * ctypes.sizeof(t)
+        signed = t(-1).value == -1
+        self.lo = -(1 << (bits - 1)) if signed else 0
+        self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        self.ctype = f"{'' if signed else 'u'}int{bits}"
+        self.error = error
+
+    def __call__(self, value, what):
+        if not self.lo <= value <= self.hi:
+            raise self.error(f"{what} {value} is out of range for the C type {self.ctype}")
+        return value
+
+
+# numpy's convention for shapes (ValueError), Python's for other numbers (OverflowError).
+_DIM = _CInt("sa_create", "shape", ValueError)
+_NDIM = _CInt("sa_create", "ndim", ValueError)
+_CHECK_DIM = _CInt("sa_attach_ex", "shape", ValueError)
+_CHECK_NDIM = _CInt("sa_attach_ex", "ndim", ValueError)
+_TIMEOUT_MS = _CInt("sa_attach_ex", "timeout_ms", OverflowError)
+_MSYNC_FLAGS = _CInt("sa_msync", "flags", OverflowError)
 
 
 _DTYPE_CODES = {}
@@ -78,26 +120,56 @@ def _dtype_code(dtype):
 
 
 def _dtype_code_uncached(dt):
-    code = ctypes.c_int32()
-    status = lib.sa_dtype_from_str(dt.str.encode(), ctypes.byref(code))
-    if status != _lib.SA_OK:
-        exc = _lib.error_for(status)
+    code = _lib.sa_dtype()
+    try:
+        lib.sa_dtype_from_str(_no_nul(dt.str.encode(), "dtype string", dt.str), ctypes.byref(code))
+    except (ValueError, OSError) as exc:
         raise ValueError(f"unsupported dtype {dt!r} ({dt.str}): {exc}") from None
     return code.value
 
 
-def _shape(shape):
+def _shape(shape, check=_DIM, any_ok=False):
+    """A shape (an int, a sequence or a numpy array of ints) as a tuple of ints, each
+    within the C type's range. any_ok: None entries (any length) become -1."""
     if isinstance(shape, int):
-        return (shape,)
-    try:
-        if not isinstance(shape, (tuple, _builtin_list)) and np.ndim(shape) == 0:
-            return (operator.index(shape),)
-        return tuple(map(operator.index, shape))
-    except TypeError:
-        raise TypeError(f"shape must be an int or a sequence of ints, not {shape!r}") from None
+        dims = (shape,)
+    else:
+        try:
+            if not isinstance(shape, (tuple, _builtin_list)) and np.ndim(shape) == 0:
+                dims = (operator.index(shape),)
+            else:
+                dims = tuple(-1 if d is None and any_ok else operator.index(d) for d in shape)
+        except TypeError:
+            raise TypeError(f"shape must be an int or a sequence of ints, not {shape!r}") from None
+    for d in dims:
+        check(d, f"shape {shape!r}: entry")
+    return dims
+
+
+def _c_shape(dims, dim_check, ndim_check):
+    """(ndim, shape array) for the C call."""
+    ndim = ndim_check(len(dims), "number of dimensions")
+    return ndim, (dim_check.type * max(ndim, 1))(*dims)
+
+
+def _timeout_ms(timeout):
+    """Seconds (None: try once; negative or inf: no limit) -> the C call's milliseconds."""
+    if timeout is None:
+        return 0
+    t = float(timeout)
+    if math.isnan(t):
+        raise ValueError("timeout is NaN")
+    if t < 0 or t == math.inf:
+        return -1
+    return _TIMEOUT_MS(max(1, math.ceil(t * 1000)), "timeout in milliseconds")
 
 
 _TYPESTR = {}
+_FORMATS = {
+    _lib.SA_FORMAT_V1: "v1",
+    _lib.SA_FORMAT_SHAREDARRAY_NPY1: "sharedarray-np1",
+    _lib.SA_FORMAT_SHAREDARRAY_NPY2: "sharedarray-np2",
+}
 
 
 class SharedMemoryBase:
@@ -107,17 +179,18 @@ class SharedMemoryBase:
     (mapping address of element 0) and ``size`` (data bytes) are read-only.
     """
 
-    __slots__ = ("_h", "_addr", "_size", "_readonly", "__array_interface__", "__weakref__")
+    __slots__ = ("_h", "_addr", "_size", "_readonly", "_format", "__array_interface__", "__weakref__")
 
     def __init__(self, handle):
-        self._h = handle
+        self._h = handle  # owned from here: released by __del__ even if this fails
         d = _lib.sa_desc()
         # One foreign call for everything: each ctypes call costs ~0.5 µs.
-        lib.sa_describe(handle, ctypes.byref(d))
+        lib.sa_describe(handle, ctypes.byref(d))  # raises on a nonzero status
         ndim = d.ndim
         self._addr = d.data or 0
         self._size = d.nbytes
         self._readonly = d.readonly != 0
+        self._format = d.format
         typestr = _TYPESTR.get(d.dtype)
         if typestr is None:
             typestr = _TYPESTR[d.dtype] = d.typestr.decode()
@@ -157,19 +230,19 @@ class SharedMemoryBase:
     @property
     def format(self):
         """``'v1'``, ``'sharedarray-np1'`` or ``'sharedarray-np2'``."""
-        return {1: "v1", 2: "sharedarray-np1", 3: "sharedarray-np2"}[lib.sa_format(self._h)]
+        return _FORMATS.get(self._format, "?")
 
     def msync(self, flags=MS_SYNC):
         """``msync(2)`` the mapping: ``MS_SYNC`` or ``MS_ASYNC``, optionally ``| MS_INVALIDATE``."""
-        _lib.check(lib.sa_msync(self._h, flags))
+        lib.sa_msync(self._h, _MSYNC_FLAGS(operator.index(flags), "msync flags"))
 
     def mlock(self):
         """Lock the data in memory (``OSError`` beyond RLIMIT_MEMLOCK, naming the limit)."""
-        _lib.check(lib.sa_mlock(self._h))
+        lib.sa_mlock(self._h)
 
     def munlock(self):
         """Undo :meth:`mlock`."""
-        _lib.check(lib.sa_munlock(self._h))
+        lib.sa_munlock(self._h)
 
     def __repr__(self):
         ro = ", read-only" if self._readonly else ""
@@ -233,22 +306,63 @@ def create(
         flags |= _lib.SA_FORMAT_SHAREDARRAY
     elif format not in ("ndshm", "v1", None):
         raise ValueError(f"format must be 'ndshm' or 'sharedarray', not {format!r}")
+    cname = _name(name)
     dims = _shape(shape)
+    ndim, c_shape = _c_shape(dims, _DIM, _NDIM)
     code = _dtype_code(dtype)
-    c_shape = (ctypes.c_int64 * max(len(dims), 1))(*dims)
-    h = ctypes.c_void_p()
-    status = lib.sa_create(_name(name), len(dims), c_shape, code, flags, ctypes.byref(h))
-    if status == _lib.SA_ERR_EXISTS and not raise_on_error:
-        return None
-    _lib.check(status)
-    arr = _wrap(h)
     if full is not None:
-        if np.ndim(full) == 0:
-            value = np.asarray(full, dtype=arr.dtype)
-            _lib.check(lib.sa_fill(h, value.ctypes.data_as(ctypes.c_void_p)))
-        else:
-            arr[...] = full
+        # What can be checked before anything is made (or replaced, with force) is.
+        try:
+            full = _fill_value(full, dims, dtype)
+        except Exception as exc:
+            raise _renamed(exc, f"{name}: full=: {exc}") from exc
+    h = ctypes.c_void_p()
+    try:
+        lib.sa_create(cname, ndim, c_shape, code, flags, ctypes.byref(h))
+    except FileExistsError:
+        if raise_on_error:
+            raise
+        return None
+    try:
+        arr = _wrap(h)
+        if full is not None:
+            if full.ndim == 0:
+                lib.sa_fill(h, full.ctypes.data_as(ctypes.c_void_p))
+            else:
+                arr[...] = full
+    except BaseException as exc:
+        # The array exists but the caller gets none: delete it, and say so.
+        try:
+            lib.sa_delete(cname)
+            undone = "so deleted it again"
+        except Exception as e:
+            undone = f"and could not delete it: {e}"
+        if isinstance(exc, Exception):
+            raise _renamed(exc, f"{name}: created the array, then failed ({exc}), {undone}") from exc
+        raise
     return arr
+
+
+def _fill_value(full, dims, dtype):
+    """``full`` as an array: a scalar converted to the dtype, or an array that
+    broadcasts to ``dims``."""
+    if np.ndim(full) == 0:
+        return np.asarray(full, dtype=np.dtype(dtype))
+    full = np.asarray(full)
+    if np.broadcast_shapes(full.shape, dims) != dims:
+        raise ValueError(f"shape {full.shape} does not broadcast to the array's shape {dims}")
+    return full
+
+
+def _renamed(exc, msg):
+    """An exception like ``exc`` (same class, errno and status) with message ``msg``."""
+    try:
+        new = type(exc)(exc.errno, msg) if isinstance(exc, OSError) and exc.errno else type(exc)(msg)
+    except Exception:
+        new = RuntimeError(msg)
+    if hasattr(exc, "status"):
+        new.status = exc.status
+    return new
 
 
 def attach(
@@ -273,38 +387,30 @@ def attach(
     """
     readonly = bool(ro) if read_only is None else bool(read_only)
     flags = (_lib.SA_READONLY if readonly else 0) | (_lib.SA_POPULATE if populate else 0)
+    cname = _name(name)
     ndim, c_shape = -1, None
     if validate_shape is not None:
-        vs = validate_shape if isinstance(validate_shape, (tuple, _builtin_list)) else (validate_shape,)
-        dims = [-1 if d is None else operator.index(d) for d in vs]
-        ndim = len(dims)
-        c_shape = (ctypes.c_int64 * max(ndim, 1))(*dims)
+        ndim, c_shape = _c_shape(_shape(validate_shape, _CHECK_DIM, any_ok=True), _CHECK_DIM, _CHECK_NDIM)
     code = _lib.SA_DTYPE_ANY if validate_dtype is None else _dtype_code(validate_dtype)
-    if timeout is None:
-        timeout_ms = 0
-    elif timeout < 0:
-        timeout_ms = -1
-    else:
-        timeout_ms = max(1, int(timeout * 1000))
+    timeout_ms = _timeout_ms(timeout)
     h = ctypes.c_void_p()
-    status = lib.sa_attach_ex(_name(name), flags, timeout_ms, ndim, c_shape, code, ctypes.byref(h))
-    if not raise_on_error and status in (
-        _lib.SA_ERR_NOT_FOUND,
-        _lib.SA_ERR_NOT_READY,
-        _lib.SA_ERR_TIMEOUT,
-    ):
+    try:
+        lib.sa_attach_ex(cname, flags, timeout_ms, ndim, c_shape, code, ctypes.byref(h))
+    except (FileNotFoundError, NotReadyError, TimeoutError):
+        if raise_on_error:
+            raise
         return None
-    _lib.check(status)
     return _wrap(h)
 
 
 def delete(name, missing_ok=False):
     """Remove an array's name. Arrays already attached stay valid. Refuses to remove a
     file that is not an array (``FormatError``). ``missing_ok``: no error if absent."""
-    status = lib.sa_delete(_name(name))
-    if status == _lib.SA_ERR_NOT_FOUND and missing_ok:
-        return
-    _lib.check(status)
+    try:
+        lib.sa_delete(_name(name))
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
 
 
 ArrayDesc = collections.namedtuple(
@@ -335,12 +441,15 @@ ArrayDesc.__doc__ = """One array: ``name`` (with scheme), ``dtype`` (numpy dtype
 
 
 def _desc(e):
+    typestr = lib.sa_dtype_str(e.dtype)
+    if typestr is None:  # the library lists only arrays it can read: not expected
+        raise FormatError(f"{e.name!r}: dtype code {e.dtype} unknown to the library")
     return ArrayDesc(
         name=e.name.decode("utf-8", "surrogateescape"),
-        dtype=np.dtype(lib.sa_dtype_str(e.dtype).decode()),
+        dtype=np.dtype(typestr.decode()),
         dims=tuple(e.shape[i] for i in range(e.ndim)),
-        order="F" if e.order == 1 else "C",
-        format={1: "v1", 2: "sharedarray-np1", 3: "sharedarray-np2"}.get(e.format, "?"),
+        order="F" if e.order == _lib.SA_ORDER_F else "C",
+        format=_FORMATS.get(e.format, "?"),
         nbytes=e.nbytes,
         capacity=e.capacity,
         state="ready" if e.state == _lib.SA_STATE_READY else "initialising",
@@ -360,8 +469,8 @@ def list(where=None):  # noqa: A001 - SharedArray's name
     are skipped."""
     entries = ctypes.POINTER(_lib.sa_list_entry)()
     count = ctypes.c_size_t()
-    w = None if where is None else _name(str(where))
-    _lib.check(lib.sa_list(w, ctypes.byref(entries), ctypes.byref(count)))
+    w = None if where is None else _no_nul(os.fsencode(where), "directory", where)
+    lib.sa_list(w, ctypes.byref(entries), ctypes.byref(count))
     try:
         return [_desc(entries[i]) for i in range(count.value)]
     finally:
@@ -371,7 +480,7 @@ def list(where=None):  # noqa: A001 - SharedArray's name
 def info(name):
     """Describe one array (an :class:`ArrayDesc`) without mapping its data."""
     entry = ctypes.POINTER(_lib.sa_list_entry)()
-    _lib.check(lib.sa_info(_name(name), ctypes.byref(entry)))
+    lib.sa_info(_name(name), ctypes.byref(entry))
     try:
         return _desc(entry[0])
     finally:

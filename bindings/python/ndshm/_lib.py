@@ -1,67 +1,18 @@
-"""ctypes declarations of the ndshm C API (include/ndshm.h) and error mapping.
+"""Loads the ndshm library, declares its functions and maps its statuses to exceptions.
 
-Kept by hand, one line per function; tests/test_declarations.py fails when a
-declaration no longer matches the header.
+The constants, structs and declarations come from _abi.py, generated from
+include/ndshm.h by scripts/gen_python.py (tests/test_declarations.py fails when it is
+stale). Every function returning a status is checked by ctypes itself (errcheck): a
+nonzero status raises the mapped exception, so no call can ignore one.
 """
 
 import ctypes
 import ctypes.util
 import errno as _errno
 import os
-from ctypes import (
-    POINTER,
-    Structure,
-    c_char,
-    c_char_p,
-    c_int,
-    c_int32,
-    c_int64,
-    c_size_t,
-    c_uint32,
-    c_uint64,
-    c_void_p,
-)
 
-SA_MAX_NDIM = 32
-
-
-class sa_list_entry(Structure):
-    _fields_ = [
-        ("name", c_char_p),
-        ("backend", c_int32),
-        ("format", c_int32),
-        ("state", c_int32),
-        ("dtype", c_int32),
-        ("order", c_int32),
-        ("ndim", c_int32),
-        ("shape", c_int64 * SA_MAX_NDIM),
-        ("nbytes", c_uint64),
-        ("capacity", c_uint64),
-        ("file_size", c_uint64),
-        ("created_ns", c_int64),
-        ("creator_pid", c_int32),
-        ("creator_alive", c_int32),
-        ("mode", c_uint32),
-        ("uid", c_uint32),
-        ("host", c_char * 64),
-    ]
-
-
-class sa_desc(Structure):
-    _fields_ = [
-        ("data", c_void_p),
-        ("nbytes", c_size_t),
-        ("itemsize", c_size_t),
-        ("ndim", c_int32),
-        ("dtype", c_int32),
-        ("order", c_int32),
-        ("readonly", c_int32),
-        ("format", c_int32),
-        ("shape", c_int64 * SA_MAX_NDIM),
-        ("strides", c_int64 * SA_MAX_NDIM),
-        ("name", c_char_p),
-        ("typestr", c_char_p),
-    ]
+from ._abi import *  # noqa: F403 - the header's constants, structs and DECLARATIONS
+from ._abi import C_RESULTS, DECLARATIONS, SA_OK
 
 
 def _library_path():
@@ -84,90 +35,33 @@ def _library_path():
 
 lib = ctypes.CDLL(_library_path())
 
-_handle = c_void_p
-_P = POINTER
 
-# name: (restype, argtypes)
-DECLARATIONS = {
-    "sa_create": (c_int, [c_char_p, c_int32, _P(c_int64), c_int32, c_uint32, _P(_handle)]),
-    "sa_attach": (c_int, [c_char_p, c_uint32, _P(_handle)]),
-    "sa_attach_wait": (c_int, [c_char_p, c_uint32, c_int64, _P(_handle)]),
-    "sa_attach_checked": (c_int, [c_char_p, c_uint32, c_int32, _P(c_int64), c_int32, _P(_handle)]),
-    "sa_attach_ex": (c_int, [c_char_p, c_uint32, c_int64, c_int32, _P(c_int64), c_int32, _P(_handle)]),
-    "sa_release": (None, [_handle]),
-    "sa_delete": (c_int, [c_char_p]),
-    "sa_data": (c_void_p, [_handle]),
-    "sa_ndim": (c_int32, [_handle]),
-    "sa_shape": (_P(c_int64), [_handle]),
-    "sa_strides": (_P(c_int64), [_handle]),
-    "sa_get_dtype": (c_int32, [_handle]),
-    "sa_itemsize": (c_size_t, [_handle]),
-    "sa_nbytes": (c_size_t, [_handle]),
-    "sa_capacity": (c_size_t, [_handle]),
-    "sa_order": (c_int32, [_handle]),
-    "sa_format": (c_int32, [_handle]),
-    "sa_is_readonly": (c_int32, [_handle]),
-    "sa_name": (c_char_p, [_handle]),
-    "sa_fill": (c_int, [_handle, c_void_p]),
-    "sa_msync": (c_int, [_handle, c_int32]),
-    "sa_mlock": (c_int, [_handle]),
-    "sa_munlock": (c_int, [_handle]),
-    "sa_describe": (c_int, [_handle, _P(sa_desc)]),
-    "sa_list": (c_int, [c_char_p, _P(_P(sa_list_entry)), _P(c_size_t)]),
-    "sa_list_free": (None, [_P(sa_list_entry), c_size_t]),
-    "sa_info": (c_int, [c_char_p, _P(_P(sa_list_entry))]),
-    "sa_dtype_from_str": (c_int, [c_char_p, _P(c_int32)]),
-    "sa_dtype_str": (c_char_p, [c_int32]),
-    "sa_dtype_itemsize": (c_size_t, [c_int32]),
-    "sa_last_error": (c_char_p, []),
-    "sa_last_errno": (c_int, []),
-    "sa_status_str": (c_char_p, [c_int]),
-    "sa_version": (c_char_p, []),
-    "sa_format_version": (c_uint32, []),
-}
+# Results spelt `int` in the header are statuses (SA_OK or an SA_ERR_* code), except
+# these, which return a plain number. A status enum type counts as a status too.
+NOT_STATUS = frozenset({"sa_last_errno"})
+STATUS_FUNCTIONS = frozenset(
+    name for name, c in C_RESULTS.items() if (c == "int" or "status" in c) and name not in NOT_STATUS
+)
+
+
+def _errcheck(status, func, args):
+    if status != SA_OK:
+        raise error_for(status)
+    return status
+
 
 for _name, (_res, _args) in DECLARATIONS.items():
-    _f = getattr(lib, _name)
+    try:
+        _f = getattr(lib, _name)
+    except AttributeError:
+        raise ImportError(
+            f"ndshm: {lib._name} has no {_name}, which include/ndshm.h declares: the library "
+            "is older than this binding; rebuild it (cargo build --release --lib)"
+        ) from None
     _f.restype = _res
     _f.argtypes = _args
-
-# Constants from include/ndshm.h (checked against it by the declarations test).
-SA_OK = 0
-SA_ERR_INVALID = -1
-SA_ERR_NOT_FOUND = -2
-SA_ERR_EXISTS = -3
-SA_ERR_FORMAT = -4
-SA_ERR_MISMATCH = -5
-SA_ERR_NO_SPACE = -6
-SA_ERR_PERMISSION = -7
-SA_ERR_NOT_READY = -8
-SA_ERR_TIMEOUT = -9
-SA_ERR_OWNER_DIED = -10
-SA_ERR_READ_ONLY = -11
-SA_ERR_UNSUPPORTED = -12
-SA_ERR_IO = -13
-SA_ERR_PANIC = -14
-
-SA_ORDER_F = 1 << 0
-SA_FORCE = 1 << 1
-SA_SPARSE = 1 << 2
-SA_POPULATE = 1 << 3
-SA_HUGEPAGES = 1 << 4
-SA_SHARE_GROUP = 1 << 5
-SA_SHARE_ALL = 1 << 6
-SA_FORMAT_SHAREDARRAY = 1 << 7
-SA_READONLY = 1 << 8
-SA_MS_ASYNC = 1
-SA_MS_INVALIDATE = 2
-SA_MS_SYNC = 4
-SA_DTYPE_ANY = -1
-SA_FORMAT_V1 = 1
-SA_FORMAT_SHAREDARRAY_NPY1 = 2
-SA_FORMAT_SHAREDARRAY_NPY2 = 3
-SA_BACKEND_SHM = 0
-SA_BACKEND_FILE = 1
-SA_STATE_INITIALISING = 0
-SA_STATE_READY = 1
+    if _name in STATUS_FUNCTIONS:
+        _f.errcheck = _errcheck
 
 
 class NdshmError(OSError):
@@ -204,6 +98,8 @@ _EXCEPTIONS = {
 def error_for(status):
     """The exception for a failed call, carrying the library's message (and errno)."""
     msg = (lib.sa_last_error() or b"").decode("utf-8", "replace")
+    if status not in _EXCEPTIONS:  # a status newer than this mapping: name it
+        msg = f"{lib.sa_status_str(status).decode()} ({status}): {msg}"
     cls, default_errno = _EXCEPTIONS.get(status, (OSError, _errno.EIO))
     if default_errno is None:
         exc = cls(msg)
@@ -212,8 +108,3 @@ def error_for(status):
         exc = cls(err, msg)
     exc.status = status
     return exc
-
-
-def check(status):
-    if status != SA_OK:
-        raise error_for(status)
