@@ -349,7 +349,14 @@ def _fill_value(full, dims, dtype):
     if np.ndim(full) == 0:
         return np.asarray(full, dtype=np.dtype(dtype))
     full = np.asarray(full)
-    if np.broadcast_shapes(full.shape, dims) != dims:
+    shape = full.shape
+    while len(shape) > len(dims) and shape[0] == 1:  # as numpy's assignment allows
+        shape = shape[1:]
+    try:
+        ok = np.broadcast_shapes(shape, dims) == dims
+    except ValueError:
+        ok = False
+    if not ok:
         raise ValueError(f"shape {full.shape} does not broadcast to the array's shape {dims}")
     return full
 
