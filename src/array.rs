@@ -577,9 +577,20 @@ impl Array {
 
     /// The current size of the mapped file when it is now shorter than the mapping.
     fn truncated_to(&self) -> Option<u64> {
-        let start = self.map.as_ptr() as usize;
-        let end = start + self.map.len();
-        let size = std::fs::metadata(format!("/proc/self/map_files/{start:x}-{end:x}"))
+        // The kernel may have split our mapping (mlock does): find the piece holding
+        // the data and stat the file behind it.
+        let addr = self.as_ptr() as usize;
+        let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+        let range = maps.lines().find_map(|l| {
+            let r = l.split_whitespace().next()?;
+            let (a, b) = r.split_once('-')?;
+            let (a, b) = (
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            );
+            (a <= addr && addr < b).then(|| r.to_string())
+        })?;
+        let size = std::fs::metadata(format!("/proc/self/map_files/{range}"))
             .ok()?
             .len();
         (size < self.map.len() as u64).then_some(size)

@@ -222,6 +222,33 @@ fn bad_values_are_invalid() {
             SA_ERR_INVALID,
             "overflow",
         );
+        // Empty, but the nonzero dimensions overflow: numpy cannot represent it.
+        let empty_huge = [0i64, 1 << 62, 1 << 62];
+        expect(
+            sa_create(name.as_ptr(), 3, empty_huge.as_ptr(), SA_UINT8, 0, &mut a),
+            SA_ERR_INVALID,
+            "numpy cannot",
+        );
+        // Unknown delete flags, and the wait sentinels: negative waits forever, and
+        // i64::MIN is as negative as any.
+        expect(
+            sa_delete_ex(name.as_ptr(), 1 << 30),
+            SA_ERR_INVALID,
+            "unknown delete flag",
+        );
+        expect(
+            sa_attach_ex(
+                name.as_ptr(),
+                1 << 30,
+                i64::MIN,
+                -1,
+                null(),
+                SA_DTYPE_ANY,
+                &mut a,
+            ),
+            SA_ERR_INVALID,
+            "unknown attach flag",
+        );
         expect(
             sa_create(name.as_ptr(), 1, shape.as_ptr(), 14, 0, &mut a),
             SA_ERR_INVALID,

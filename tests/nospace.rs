@@ -4,49 +4,10 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TempDir, assert_ok, c_program, run, stdout};
+use common::{Mount, assert_ok, c_program, run, stdout};
 use ndshm::{Array, CreateOptions, Dtype, ErrorKind};
-
-struct Mount {
-    dir: TempDir,
-}
-
-impl Mount {
-    fn tmpfs(size: &str) -> Option<Mount> {
-        let dir = TempDir::new("tmpfs");
-        let o = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "ndshm-test"])
-            .arg(&dir.path)
-            .output();
-        match o {
-            Ok(o) if o.status.success() => Some(Mount { dir }),
-            Ok(o) => {
-                eprintln!(
-                    "SKIPPED: cannot mount a tmpfs here ({}); run the tests as root to check \
-                     the full-filesystem behaviour",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                );
-                None
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: no mount command ({e})");
-                None
-            }
-        }
-    }
-    fn path(&self) -> PathBuf {
-        self.dir.path.clone()
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir.path).status();
-    }
-}
 
 #[test]
 fn full_tmpfs_is_no_space_not_sigbus() {

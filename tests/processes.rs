@@ -106,19 +106,28 @@ fn attachers_never_see_half_made_arrays() {
     assert_ok(&o, "attach-loop");
     let out = stdout(&o);
     eprintln!("3000 create/delete rounds raced by a tight attach loop: {out}");
-    let attached: u64 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let attached: u64 = words[1].parse().unwrap();
     assert!(attached > 0, "the race was never exercised: {out}");
+    // Arrays are named only once complete: an attacher never even sees one being made.
+    assert_eq!(words[4], "not_ready");
+    assert_eq!(words[5], "0", "{out}");
 }
 
+/// Eight processes create the same name at once: exactly one wins, with `O_TMPFILE` and
+/// with the fallback protocol (temporary name, then `link`), and no temporary file is
+/// left behind.
 #[test]
 fn racing_creators_one_wins() {
-    for round in 0..5 {
+    for round in 0..10 {
+        let fallback = round % 2 == 1;
         let t = TempName::new("race");
         let tool = tool();
         let kids: Vec<_> = (0..8)
             .map(|_| {
                 Command::new(&tool)
                     .args(["race-create", &t.shm()])
+                    .env("NDSHM_NO_TMPFILE", if fallback { "1" } else { "0" })
                     .stdout(Stdio::piped())
                     .spawn()
                     .unwrap()
@@ -135,6 +144,12 @@ fn racing_creators_one_wins() {
         let won = outs.iter().filter(|s| *s == "won").count();
         let lost = outs.iter().filter(|s| *s == "lost").count();
         assert_eq!((won, lost), (1, 7), "round {round}: {outs:?}");
+        let temps = std::fs::read_dir("/dev/shm")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".ndshm-tmp."))
+            .count();
+        assert_eq!(temps, 0, "temporary files left behind");
         let a = Array::attach(&t.shm(), &AttachOptions::default()).unwrap();
         assert_eq!(a.shape(), &[1 << 20]);
         Array::delete(&t.shm()).unwrap();

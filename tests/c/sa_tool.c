@@ -157,13 +157,68 @@ static int cmd_status(char **argv) {
     return 0;
 }
 
+/* attach-flags NAME FLAGS TIMEOUT_MS: sa_attach_ex; print the status and message. */
+static int cmd_attach_flags(char **argv) {
+    sa_array *a = NULL;
+    int rc = sa_attach_ex(argv[0], (uint32_t)strtoul(argv[1], NULL, 0), atoll(argv[2]), -1,
+                          NULL, SA_DTYPE_ANY, &a);
+    printf("%s %s\n", sa_status_str(rc), rc ? sa_last_error() : "");
+    sa_release(a);
+    return 0;
+}
+
+/* delete NAME FLAGS: sa_delete_ex; print the status and message. */
+static int cmd_delete(char **argv) {
+    int rc = sa_delete_ex(argv[0], (uint32_t)strtoul(argv[1], NULL, 0));
+    printf("%s %s\n", sa_status_str(rc), rc ? sa_last_error() : "");
+    return 0;
+}
+
+/* create-bytes NAME NBYTES FLAGS FILL: a uint8 array of NBYTES, every byte FILL;
+ * print the status and message. */
+static int cmd_create_bytes(char **argv) {
+    int64_t shape[1] = {atoll(argv[1])};
+    sa_array *a = NULL;
+    int rc = sa_create(argv[0], 1, shape, SA_UINT8, (uint32_t)strtoul(argv[2], NULL, 0), &a);
+    if (rc == SA_OK) {
+        memset(sa_data(a), atoi(argv[3]), sa_nbytes(a));
+        sa_release(a);
+    }
+    printf("%s %s\n", sa_status_str(rc), rc ? sa_last_error() : "");
+    return 0;
+}
+
+/* check-bytes NAME NBYTES FILL: the array holds NBYTES bytes, all FILL ("ok"). */
+static int cmd_check_bytes(char **argv) {
+    sa_array *a;
+    int rc = sa_attach(argv[0], SA_READONLY, &a);
+    if (rc) return fail("attach", rc);
+    const unsigned char *x = sa_data(a);
+    size_t n = sa_nbytes(a);
+    int fill = atoi(argv[2]);
+    if (n != (size_t)atoll(argv[1])) {
+        printf("bad size %zu\n", n);
+        return 1;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (x[k] != fill) {
+            printf("bad byte %zu: %d\n", k, x[k]);
+            return 1;
+        }
+    sa_release(a);
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct { const char *name; int nargs; int (*f)(char **); } cmds[] = {
         {"create", 3, cmd_create},         {"verify", 1, cmd_verify},
         {"attach-loop", 4, cmd_attach_loop}, {"create-loop", 4, cmd_create_loop},
         {"race-create", 1, cmd_race_create}, {"big-create", 2, cmd_big_create},
         {"mlock", 1, cmd_mlock},           {"info", 1, cmd_info},
-        {"status", 1, cmd_status},
+        {"status", 1, cmd_status},         {"attach-flags", 3, cmd_attach_flags},
+        {"delete", 2, cmd_delete},         {"create-bytes", 4, cmd_create_bytes},
+        {"check-bytes", 3, cmd_check_bytes},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) {

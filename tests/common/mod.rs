@@ -252,3 +252,42 @@ pub mod codes {
         SA_ERR_PANIC,
     );
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted on drop.
+pub struct Mount {
+    pub dir: TempDir,
+}
+
+impl Mount {
+    pub fn tmpfs(size: &str) -> Option<Mount> {
+        let dir = TempDir::new("tmpfs");
+        let o = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "ndshm-test"])
+            .arg(&dir.path)
+            .output();
+        match o {
+            Ok(o) if o.status.success() => Some(Mount { dir }),
+            Ok(o) => {
+                eprintln!(
+                    "SKIPPED: cannot mount a tmpfs here ({}); run the tests as root to check \
+                     the full-filesystem behaviour",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: no mount command ({e})");
+                None
+            }
+        }
+    }
+    pub fn path(&self) -> PathBuf {
+        self.dir.path.clone()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir.path).status();
+    }
+}
