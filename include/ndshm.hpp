@@ -71,6 +71,8 @@ class Array {
         return Array(h);
     }
     /// sa_attach_ex: timeout_ms 0 tries once; expect a shape/dtype or leave them empty/any.
+    /// flags: SA_READONLY, SA_POPULATE, SA_ALLOW_OTHER_OWNER (accept another user's
+    /// array), SA_FOLLOW_SYMLINKS.
     static Array attach(const std::string &name, uint32_t flags = 0, int64_t timeout_ms = 0,
                         const std::vector<int64_t> *expect_shape = nullptr,
                         sa_dtype expect_dtype = SA_DTYPE_ANY) {
@@ -130,8 +132,11 @@ class Array {
     sa_array *h_;
 };
 
-/// sa_delete: removes the name; existing mappings stay valid.
-inline void remove(const std::string &name) { check(sa_delete(name.c_str())); }
+/// sa_delete_ex: removes the name (only an array); existing mappings stay valid.
+/// flags: SA_DELETE_IN_PROGRESS also removes an array a live creator is still filling.
+inline void remove(const std::string &name, uint32_t flags = 0) {
+    check(sa_delete_ex(name.c_str(), flags));
+}
 
 } // namespace ndshm
 

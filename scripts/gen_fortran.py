@@ -26,7 +26,8 @@ CONSTANTS = [
     "SA_ERR_IO", "SA_ERR_PANIC", "SA_ORDER_F", "SA_ORDER_C", "SA_FORCE", "SA_SPARSE",
     "SA_POPULATE", "SA_HUGEPAGES", "SA_SHARE_GROUP", "SA_SHARE_ALL", "SA_READONLY",
     "SA_MS_ASYNC", "SA_MS_SYNC", "SA_MS_INVALIDATE", "SA_UINT8", "SA_INT32", "SA_INT64",
-    "SA_FLOAT32", "SA_FLOAT64", "SA_DTYPE_ANY",
+    "SA_FLOAT32", "SA_FLOAT64", "SA_DTYPE_ANY", "SA_ALLOW_OTHER_OWNER", "SA_FOLLOW_SYMLINKS",
+    "SA_DELETE_IN_PROGRESS",
 ]
 
 
@@ -150,9 +151,10 @@ module ndshm
       import :: c_ptr
       type(c_ptr), value :: arr
     end subroutine
-    integer(c_int) function sa_delete(name) bind(C, name="sa_delete")
-      import :: c_int, c_char
+    integer(c_int) function sa_delete_ex(name, flags) bind(C, name="sa_delete_ex")
+      import :: c_int, c_char, c_int32_t
       character(kind=c_char), intent(in) :: name(*)
+      integer(c_int32_t), value :: flags
     end function
     type(c_ptr) function sa_data(arr) bind(C, name="sa_data")
       import :: c_ptr
@@ -224,9 +226,14 @@ contains
   end subroutine
 
   !> Removes the array's name; existing mappings stay valid. Returns the status.
-  integer function ndshm_delete(name)
+  !> FLAGS: SA_DELETE_IN_PROGRESS also removes an array a live creator is still filling.
+  integer function ndshm_delete(name, flags)
     character(*), intent(in) :: name
-    ndshm_delete = sa_delete(c_str(name))
+    integer, intent(in), optional :: flags
+    integer(c_int32_t) :: f
+    f = 0
+    if (present(flags)) f = int(flags, c_int32_t)
+    ndshm_delete = sa_delete_ex(c_str(name), f)
   end function
 
   !> True when the array is row-major (its Fortran pointer has the reversed shape).

@@ -57,6 +57,9 @@ module ndshm
   integer(c_int32_t), parameter, public :: SA_FLOAT32 = 10
   integer(c_int32_t), parameter, public :: SA_FLOAT64 = 11
   integer(c_int32_t), parameter, public :: SA_DTYPE_ANY = -1
+  integer(c_int32_t), parameter, public :: SA_ALLOW_OTHER_OWNER = 512
+  integer(c_int32_t), parameter, public :: SA_FOLLOW_SYMLINKS = 1024
+  integer(c_int32_t), parameter, public :: SA_DELETE_IN_PROGRESS = 2048
 
   !> A handle: release it with ndshm_release.
   type, public :: ndshm_array
@@ -123,9 +126,10 @@ module ndshm
       import :: c_ptr
       type(c_ptr), value :: arr
     end subroutine
-    integer(c_int) function sa_delete(name) bind(C, name="sa_delete")
-      import :: c_int, c_char
+    integer(c_int) function sa_delete_ex(name, flags) bind(C, name="sa_delete_ex")
+      import :: c_int, c_char, c_int32_t
       character(kind=c_char), intent(in) :: name(*)
+      integer(c_int32_t), value :: flags
     end function
     type(c_ptr) function sa_data(arr) bind(C, name="sa_data")
       import :: c_ptr
@@ -197,9 +201,14 @@ contains
   end subroutine
 
   !> Removes the array's name; existing mappings stay valid. Returns the status.
-  integer function ndshm_delete(name)
+  !> FLAGS: SA_DELETE_IN_PROGRESS also removes an array a live creator is still filling.
+  integer function ndshm_delete(name, flags)
     character(*), intent(in) :: name
-    ndshm_delete = sa_delete(c_str(name))
+    integer, intent(in), optional :: flags
+    integer(c_int32_t) :: f
+    f = 0
+    if (present(flags)) f = int(flags, c_int32_t)
+    ndshm_delete = sa_delete_ex(c_str(name), f)
   end function
 
   !> True when the array is row-major (its Fortran pointer has the reversed shape).
