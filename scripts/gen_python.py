@@ -342,7 +342,7 @@ def ctype(decl, model, where, role):
             inner = model.struct_tags[target[1]]
         else:
             inner = None  # an opaque struct's typedef
-    elif key in ("union",) or base[0] == "union":
+    elif base[0] == "union":
         fail(f"{where}: unions are not supported")
     else:
         fail(f"{where}: unknown type {key!r}; add it to SCALARS in scripts/gen_python.py")
@@ -377,8 +377,7 @@ def parse_fields(body, model, where):
     for st in statements(body):
         if "{" in st:
             fail(f"{where}: nested struct/union definitions are not supported")
-        # int a, b;  -> split declarators sharing a type
-        if "," in st:
+        if "," in st:  # int a, b;
             fail(f"{where}: several declarators in one field declaration: {' '.join(st)}")
         d = parse_decl(st, model, where)
         if d.name is None:
@@ -527,7 +526,6 @@ def generate(text):
       f"    {COMMAND}\n"
       "Opaque handles (struct sa_array *) are c_void_p.\n"
       '"""\n')
-    used = set()
     body = []
     b = body.append
 
@@ -547,7 +545,6 @@ def generate(text):
             t = ctype(decl, model, f"typedef {name}", "field")
             b("")
             b(f"{name} = {t}")
-            used.add(t)
             continue
         s = model.structs[name]
         fields = [(f, t) for f, _, t in s.fields]
