@@ -107,3 +107,29 @@ fn format_md_sizes_match_the_code() {
     // The sync words end at 1060 and the reader reads exactly that much.
     assert!(doc.contains(&format!("`pread` bytes `[0, {})`", off::ATTR_LEN + 4)));
 }
+
+/// Every test the README's "Guarantees and limits" table cites exists, so a promise
+/// cannot outlive the test behind it.
+#[test]
+fn readme_guarantees_cite_real_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("## Guarantees and limits").expect("section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let mut cited = 0;
+    for cell in section.split('`') {
+        if let Some((file, func)) = cell.split_once("::") {
+            let src = std::fs::read_to_string(root.join(file))
+                .unwrap_or_else(|_| panic!("README cites {file}, which does not exist"));
+            assert!(
+                src.contains(&format!("fn {func}(")),
+                "README cites {file}::{func}, which does not exist"
+            );
+            cited += 1;
+        } else if cell.ends_with(".py") || cell.ends_with('/') {
+            assert!(root.join(cell).exists(), "README cites {cell}");
+        }
+    }
+    assert!(cited >= 15, "only {cited} tests cited");
+}
