@@ -340,7 +340,7 @@ impl Array {
         Ok(self.as_ptr().cast())
     }
 
-    fn index<T: Element>(&self, i: usize) -> Result<()> {
+    fn index(&self, i: usize) -> Result<()> {
         if i >= self.len() {
             return Err(Error::invalid(format!(
                 "{}: index {i} is out of bounds for {} elements",
@@ -354,7 +354,7 @@ impl Array {
     /// Element `i` in storage order (a volatile read: another process may write it).
     pub fn get<T: Element>(&self, i: usize) -> Result<T> {
         let p = self.typed_ptr::<T>()?;
-        self.index::<T>(i)?;
+        self.index(i)?;
         // SAFETY: i < len, so the element lies inside the mapped data region, which is
         // page aligned and so aligned for T; T is valid for any bits (Element).
         Ok(unsafe { p.add(i).read_volatile() })
@@ -363,7 +363,7 @@ impl Array {
     /// Sets element `i` in storage order (a volatile write).
     pub fn set<T: Element>(&mut self, i: usize, v: T) -> Result<()> {
         self.check_dtype::<T>()?;
-        self.index::<T>(i)?;
+        self.index(i)?;
         let p = self.as_mut_ptr()?.cast::<T>();
         // SAFETY: as in `get`, and the mapping is writable (checked by as_mut_ptr).
         unsafe { p.add(i).write_volatile(v) };

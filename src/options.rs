@@ -6,6 +6,17 @@ use std::time::Duration;
 use crate::dtype::Dtype;
 use crate::format::Order;
 
+/// Builder-style setters: `fn field(mut self, v) -> Self`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $field(mut self, v: $ty) -> Self {
+            self.$field = v;
+            self
+        }
+    )*};
+}
+
 /// Who may open a new array.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Share {
@@ -52,40 +63,21 @@ pub struct CreateOptions {
 }
 
 impl CreateOptions {
-    /// Sets the storage order.
-    pub fn order(mut self, o: Order) -> Self {
-        self.order = o;
-        self
-    }
-    /// Replace an existing array.
-    pub fn force(mut self, yes: bool) -> Self {
-        self.force = yes;
-        self
-    }
-    /// Do not reserve memory.
-    pub fn sparse(mut self, yes: bool) -> Self {
-        self.sparse = yes;
-        self
-    }
-    /// Prefault pages.
-    pub fn populate(mut self, yes: bool) -> Self {
-        self.populate = yes;
-        self
-    }
-    /// Advise huge pages.
-    pub fn hugepages(mut self, yes: bool) -> Self {
-        self.hugepages = yes;
-        self
-    }
-    /// Permissions.
-    pub fn share(mut self, s: Share) -> Self {
-        self.share = s;
-        self
-    }
-    /// SharedArray layout.
-    pub fn sharedarray_format(mut self, yes: bool) -> Self {
-        self.sharedarray_format = yes;
-        self
+    setters! {
+        /// Sets the storage order.
+        order: Order;
+        /// Replace an existing array.
+        force: bool;
+        /// Do not reserve memory.
+        sparse: bool;
+        /// Prefault pages.
+        populate: bool;
+        /// Advise huge pages.
+        hugepages: bool;
+        /// Permissions.
+        share: Share;
+        /// SharedArray layout.
+        sharedarray_format: bool;
     }
 }
 
@@ -111,29 +103,19 @@ pub struct AttachOptions {
 }
 
 impl AttachOptions {
-    /// Read-only.
-    pub fn readonly(mut self, yes: bool) -> Self {
-        self.readonly = yes;
-        self
-    }
-    /// Prefault pages.
-    pub fn populate(mut self, yes: bool) -> Self {
-        self.populate = yes;
-        self
+    setters! {
+        /// Read-only.
+        readonly: bool;
+        /// Prefault pages.
+        populate: bool;
+        /// Trust arrays owned by other users.
+        allow_other_owner: bool;
+        /// Follow a symbolic link at the name.
+        follow_symlinks: bool;
     }
     /// Wait up to `timeout` for the array (see [`AttachOptions::wait`]).
     pub fn wait(mut self, timeout: Duration) -> Self {
         self.wait = Some(timeout);
-        self
-    }
-    /// Trust arrays owned by other users.
-    pub fn allow_other_owner(mut self, yes: bool) -> Self {
-        self.allow_other_owner = yes;
-        self
-    }
-    /// Follow a symbolic link at the name.
-    pub fn follow_symlinks(mut self, yes: bool) -> Self {
-        self.follow_symlinks = yes;
         self
     }
 }

@@ -752,6 +752,15 @@ mod tests {
         }
     }
 
+    /// A writer at the claim phase: header INITIALISING, reserved, named.
+    fn claimed<'n>(name: &'n ArrayName, h: &Header) -> Writer<'n> {
+        let mut w = Writer::begin(name, 0o600).unwrap();
+        w.write_header(h, State::Initialising).unwrap();
+        w.reserve(false).unwrap();
+        w.claim().unwrap();
+        w
+    }
+
     /// The loader's phases: claim the name while INITIALISING, fill through the
     /// descriptor, publish. Attachers see NOT_READY naming us in between.
     #[test]
@@ -759,10 +768,7 @@ mod tests {
         let d = Dir::new("claim");
         let name = d.name("a");
         let h = header(&[4]);
-        let mut w = Writer::begin(&name, 0o600).unwrap();
-        w.write_header(&h, State::Initialising).unwrap();
-        w.reserve(false).unwrap();
-        w.claim().unwrap();
+        let w = claimed(&name, &h);
         let e = Array::attach(name.as_str(), &AttachOptions::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
         assert!(
@@ -793,17 +799,10 @@ mod tests {
         let d = Dir::new("abandon");
         let name = d.name("a");
         let h = header(&[2]);
-        let mut w = Writer::begin(&name, 0o600).unwrap();
-        w.write_header(&h, State::Initialising).unwrap();
-        w.reserve(false).unwrap();
-        w.claim().unwrap();
-        drop(w);
+        drop(claimed(&name, &h));
         assert!(!name.path().exists());
 
-        let mut w = Writer::begin(&name, 0o600).unwrap();
-        w.write_header(&h, State::Initialising).unwrap();
-        w.reserve(false).unwrap();
-        w.claim().unwrap();
+        let w = claimed(&name, &h);
         // Somebody replaces the name meanwhile (as SA_FORCE would).
         let other = d.0.join("other");
         std::fs::write(&other, b"theirs").unwrap();

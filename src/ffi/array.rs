@@ -403,13 +403,14 @@ pub unsafe extern "C" fn sa_delete_ex(name: *const c_char, flags: u32) -> c_int 
     })
 }
 
-/// The handle behind `arr` for an accessor; NULL gives None.
+/// An accessor's body: `f` of the handle behind `arr`, or `null` for a NULL handle
+/// (and after a panic, which the guard reports).
 ///
 /// # Safety
 /// `arr` is NULL or a live handle.
-unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a Handle> {
+unsafe fn read_handle<T: Copy>(arr: *const sa_array, null: T, f: impl FnOnce(&Handle) -> T) -> T {
     // SAFETY: per the contract, a live handle or NULL.
-    unsafe { try_ref(arr, "arr") }.ok()
+    guard_value(null, || unsafe { try_ref(arr, "arr") }.map_or(null, f))
 }
 
 /// Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
@@ -419,10 +420,12 @@ unsafe fn handle<'a>(arr: *const sa_array) -> Option<&'a Handle> {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_data(arr: *const sa_array) -> *mut c_void {
-    guard_value(std::ptr::null_mut(), || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(std::ptr::null_mut(), |a| a.inner.as_ptr() as *mut c_void)
-    })
+    // SAFETY: per this function's contract.
+    unsafe {
+        read_handle(arr, std::ptr::null_mut(), |a| {
+            a.inner.as_ptr() as *mut c_void
+        })
+    }
 }
 
 /// Number of dimensions (0 to 32), or -1 for a NULL handle.
@@ -431,10 +434,8 @@ pub unsafe extern "C" fn sa_data(arr: *const sa_array) -> *mut c_void {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
-    guard_value(-1, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(-1, |a| a.inner.ndim() as i32)
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, -1, |a| a.inner.ndim() as i32) }
 }
 
 /// The shape, `sa_ndim(arr)` entries, valid until `sa_release`; NULL for a NULL handle.
@@ -444,10 +445,8 @@ pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.inner.shape().as_ptr())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, std::ptr::null(), |a| a.inner.shape().as_ptr()) }
 }
 
 /// Byte strides, numpy-style, `sa_ndim(arr)` entries, valid until `sa_release`; NULL
@@ -457,10 +456,8 @@ pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_strides(arr: *const sa_array) -> *const i64 {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.strides.as_ptr())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, std::ptr::null(), |a| a.strides.as_ptr()) }
 }
 
 /// The element type, or `SA_DTYPE_ANY` (-1) for a NULL handle.
@@ -469,10 +466,8 @@ pub unsafe extern "C" fn sa_strides(arr: *const sa_array) -> *const i64 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_get_dtype(arr: *const sa_array) -> sa_dtype {
-    guard_value(SA_DTYPE_ANY, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(SA_DTYPE_ANY, |a| a.inner.dtype().code())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, SA_DTYPE_ANY, |a| a.inner.dtype().code()) }
 }
 
 /// Bytes per element, or 0 for a NULL handle.
@@ -481,10 +476,8 @@ pub unsafe extern "C" fn sa_get_dtype(arr: *const sa_array) -> sa_dtype {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_itemsize(arr: *const sa_array) -> usize {
-    guard_value(0, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(0, |a| a.inner.itemsize())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, 0, |a| a.inner.itemsize()) }
 }
 
 /// Bytes of data (itemsize times the number of elements), or 0 for a NULL handle.
@@ -493,10 +486,8 @@ pub unsafe extern "C" fn sa_itemsize(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_nbytes(arr: *const sa_array) -> usize {
-    guard_value(0, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(0, |a| a.inner.nbytes())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, 0, |a| a.inner.nbytes()) }
 }
 
 /// Bytes reserved for data (at least `sa_nbytes`), or 0 for a NULL handle.
@@ -505,10 +496,8 @@ pub unsafe extern "C" fn sa_nbytes(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_capacity(arr: *const sa_array) -> usize {
-    guard_value(0, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(0, |a| a.inner.capacity())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, 0, |a| a.inner.capacity()) }
 }
 
 /// `SA_ORDER_C` (0) or `SA_ORDER_F` (1); -1 for a NULL handle.
@@ -517,13 +506,13 @@ pub unsafe extern "C" fn sa_capacity(arr: *const sa_array) -> usize {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_order(arr: *const sa_array) -> i32 {
-    guard_value(-1, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(-1, |a| match a.inner.order() {
+    // SAFETY: per this function's contract.
+    unsafe {
+        read_handle(arr, -1, |a| match a.inner.order() {
             Order::C => SA_ORDER_C as i32,
             Order::F => SA_ORDER_F as i32,
         })
-    })
+    }
 }
 
 /// `SA_FORMAT_V1`, `SA_FORMAT_SHAREDARRAY_NPY1` or `SA_FORMAT_SHAREDARRAY_NPY2`; -1 for
@@ -533,10 +522,8 @@ pub unsafe extern "C" fn sa_order(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_format(arr: *const sa_array) -> i32 {
-    guard_value(-1, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(-1, |a| format_code(a.inner.format()))
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, -1, |a| format_code(a.inner.format())) }
 }
 
 /// 1 if the handle is read-only, 0 if writable, -1 for a NULL handle.
@@ -545,10 +532,8 @@ pub unsafe extern "C" fn sa_format(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_is_readonly(arr: *const sa_array) -> i32 {
-    guard_value(-1, || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(-1, |a| a.inner.is_readonly() as i32)
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, -1, |a| a.inner.is_readonly() as i32) }
 }
 
 /// The array's name with its scheme (`shm://x`, `file:///data/x`), valid until
@@ -558,10 +543,8 @@ pub unsafe extern "C" fn sa_is_readonly(arr: *const sa_array) -> i32 {
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_name(arr: *const sa_array) -> *const c_char {
-    guard_value(std::ptr::null(), || {
-        // SAFETY: per this function's contract.
-        unsafe { handle(arr) }.map_or(std::ptr::null(), |a| a.name.as_ptr())
-    })
+    // SAFETY: per this function's contract.
+    unsafe { read_handle(arr, std::ptr::null(), |a| a.name.as_ptr()) }
 }
 
 /// Sets every element to the value at `value` (`sa_itemsize(arr)` bytes, e.g. a
