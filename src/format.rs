@@ -233,6 +233,9 @@ pub struct Header {
 /// zero dimension makes the array empty, so ndshm does too: every shape it accepts has
 /// element counts and strides that fit in an `isize`.
 pub fn nbytes_for(shape: &[i64], itemsize: usize) -> Result<u64> {
+    if itemsize as u64 > isize::MAX as u64 {
+        return Err(Error::invalid(format!("item size {itemsize} is too large")));
+    }
     let mut n: u64 = itemsize as u64;
     let mut any_zero = false;
     for (i, &d) in shape.iter().enumerate() {
@@ -432,16 +435,19 @@ impl Header {
         let attr_offset = rd_u64(b, off::ATTR_OFFSET);
         let attr_capacity = rd_u64(b, off::ATTR_CAPACITY);
         let data_offset = rd_u64(b, off::DATA_OFFSET);
-        if header_bytes < off::ATTR_LEN as u64 + 4 || header_bytes > attr_offset {
-            return Err(bad(format!("header size {header_bytes}")));
+        // Fixed in every v1.x (minor versions add fields in reserved space only).
+        if header_bytes != HEADER_BYTES as u64 {
+            return Err(bad(format!("header size {header_bytes} (v1: {HEADER_BYTES})")));
         }
-        match attr_offset.checked_add(attr_capacity) {
-            Some(end) if end <= data_offset => {}
-            _ => {
-                return Err(bad(format!(
-                    "attribute area {attr_offset}+{attr_capacity} overlaps data at {data_offset}"
-                )));
-            }
+        if (attr_offset, attr_capacity) != (ATTR_OFFSET as u64, ATTR_CAPACITY as u64) {
+            return Err(bad(format!(
+                "attribute area {attr_offset}+{attr_capacity} (v1: {ATTR_OFFSET}+{ATTR_CAPACITY})"
+            )));
+        }
+        if data_offset < MIN_DATA_OFFSET as u64 {
+            return Err(bad(format!(
+                "data offset {data_offset} overlaps the attribute area (at least {MIN_DATA_OFFSET})"
+            )));
         }
         if data_offset % 4096 != 0 {
             return Err(bad(format!(
@@ -502,7 +508,13 @@ impl Header {
                 pid: rd_i32(b, off::CREATOR_PID),
                 start_ticks: rd_u64(b, off::CREATOR_START),
                 boot_id,
-                hostname: nul_str(&b[off::HOSTNAME..off::HOSTNAME + 64]),
+                // Informational: at most MAX_HOSTNAME bytes of UTF-8 whatever the bytes
+                // say, so that decoding what encode wrote gives the same header.
+                hostname: truncate_utf8(
+                    &nul_str(&b[off::HOSTNAME..off::HOSTNAME + MAX_HOSTNAME + 1]),
+                    MAX_HOSTNAME,
+                )
+                .to_string(),
             },
             create_flags: rd_u32(b, off::CREATE_FLAGS),
             created_ns: rd_i64(b, off::CREATED_NS),
@@ -695,6 +707,17 @@ mod tests {
         assert!(e.message().contains("overflow"), "{e}");
         let e = corrupt(|b| wr(b, off::DATA_OFFSET, &8193u64.to_ne_bytes()), true);
         assert!(e.message().contains("aligned"), "{e}");
+        // Found by the fuzzer: attribute area inside the data.
+        let e = corrupt(
+            |b| {
+                wr(b, off::ATTR_CAPACITY, &0u64.to_ne_bytes());
+                wr(b, off::DATA_OFFSET, &4096u64.to_ne_bytes());
+            },
+            true,
+        );
+        assert!(e.message().contains("attribute area"), "{e}");
+        let e = corrupt(|b| wr(b, off::DATA_OFFSET, &4096u64.to_ne_bytes()), true);
+        assert!(e.message().contains("overlaps"), "{e}");
         let e = corrupt(
             |b| {
                 wr(
@@ -707,6 +730,23 @@ mod tests {
         );
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert_eq!(corrupt(|b| b[0] = b'X', false).kind(), ErrorKind::Format);
+    }
+
+    /// Found by the fuzzer: host names that are not UTF-8 or fill the whole field.
+    #[test]
+    fn hostname_round_trips() {
+        let mut not_utf8 = vec![b'h'; 64];
+        not_utf8[12] = 0xff;
+        not_utf8[63] = 0;
+        for host in [not_utf8, vec![b'h'; 64]] {
+            let mut b = sample().encode();
+            b[off::HOSTNAME..off::HOSTNAME + 64].copy_from_slice(&host);
+            let crc = header_checksum(&b);
+            b[off::CHECKSUM..off::CHECKSUM + 4].copy_from_slice(&crc.to_ne_bytes());
+            let h = Header::decode(&b).unwrap();
+            assert!(h.creator.hostname.len() <= MAX_HOSTNAME);
+            assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+        }
     }
 
     #[test]
@@ -732,6 +772,8 @@ mod tests {
         assert!(nbytes_for(&[i64::MAX, 2], 1).is_err());
         assert!(nbytes_for(&[1 << 62], 2).is_err());
         assert!(nbytes_for(&[-1], 1).is_err());
+        // Found by the fuzzer: the item size alone can exceed isize::MAX.
+        assert!(nbytes_for(&[], usize::MAX / 2 + 2).is_err());
         assert!(check_ndim(33).is_err());
         assert!(check_ndim(-1).is_err());
         assert_eq!(data_offset_for(4096), 8192);
