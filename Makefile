@@ -51,11 +51,18 @@ PYTHON ?= python3
 # programs as separate processes against include/ndshm.h and the built library), then
 # with pytest the Python binding's tests and the cross-language tests (install via
 # pkg-config and CMake, Fortran, Julia declarations, the C/Rust/Python/Fortran matrix),
-# all against the freshly built release library.
+# all against the freshly built release library; then a bounded fuzz run of the parsers
+# and the pure tests under Miri (each skipped with a message where nightly Rust,
+# cargo-fuzz or Miri is missing; .ci/run installs them).
 test: lib python-deps
 	$(CARGO) test
 	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q bindings/python/tests
 	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q tests/py
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) FUZZ_OPTIONAL=1
+	$(MAKE) --no-print-directory miri MIRI_OPTIONAL=1
+
+# Seconds per fuzz target within `make test` (`make fuzz` alone runs FUZZ_SECONDS).
+TEST_FUZZ_SECONDS ?= 10
 
 # numpy and pytest for the binding's tests; SharedArray for the compatibility tests.
 python-deps:
@@ -102,11 +109,15 @@ fuzz:
 	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_OPTIONAL='$(FUZZ_OPTIONAL)' bash scripts/fuzz.sh
 
 # The pure (no system call) unit tests under Miri: format, dtype and name.
+# MIRI_OPTIONAL=1 skips (exit 0) when Miri is missing.
+MIRI_OPTIONAL ?=
 miri:
-	@$(CARGO) +nightly miri --version >/dev/null 2>&1 || { \
-	  echo "make miri needs Miri: rustup component add --toolchain nightly miri rust-src" >&2; exit 1; }
-	$(CARGO) +nightly miri test --lib -- format:: dtype:: name::
+	@if ! $(CARGO) +nightly miri --version >/dev/null 2>&1; then \
+	  if [ '$(MIRI_OPTIONAL)' = 1 ]; then echo "miri: skipped: Miri is not installed"; exit 0; fi; \
+	  echo "make miri needs Miri: rustup component add --toolchain nightly miri rust-src" >&2; exit 1; \
+	else $(CARGO) +nightly miri test --lib -- format:: dtype:: name::; fi
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/target
 	rm -rf $(BUILD)
