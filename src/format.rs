@@ -437,7 +437,9 @@ impl Header {
         let data_offset = rd_u64(b, off::DATA_OFFSET);
         // Fixed in every v1.x (minor versions add fields in reserved space only).
         if header_bytes != HEADER_BYTES as u64 {
-            return Err(bad(format!("header size {header_bytes} (v1: {HEADER_BYTES})")));
+            return Err(bad(format!(
+                "header size {header_bytes} (v1: {HEADER_BYTES})"
+            )));
         }
         if (attr_offset, attr_capacity) != (ATTR_OFFSET as u64, ATTR_CAPACITY as u64) {
             return Err(bad(format!(

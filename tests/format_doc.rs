@@ -43,8 +43,8 @@ const FIELDS: &[(&str, usize, usize)] = &[
 
 /// Rows `| offset | size | type | field | ...` of the header tables in FORMAT.md.
 fn documented() -> BTreeMap<String, (usize, usize)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md")).unwrap();
     let start = doc.find("## Fixed header").expect("header section");
     let end = doc.find("## Attribute area").expect("attribute section");
     let mut out = BTreeMap::new();
@@ -90,8 +90,8 @@ fn format_md_offsets_match_the_code() {
 
 #[test]
 fn format_md_sizes_match_the_code() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md"))
-        .unwrap();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/FORMAT.md")).unwrap();
     assert!(doc.contains(&format!("fixed header, {} bytes", format::HEADER_BYTES)));
     assert!(doc.contains(&format!(
         "[0, {})     identity and geometry, covered by a CRC-32",
