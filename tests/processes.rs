@@ -133,6 +133,11 @@ fn racing_creators_one_wins() {
                     .unwrap()
             })
             .collect();
+        // Only these processes' temporary files count: other tests run in parallel.
+        let pids: Vec<String> = kids
+            .iter()
+            .map(|k| format!(".ndshm-tmp.{}.", k.id()))
+            .collect();
         let outs: Vec<String> = kids
             .into_iter()
             .map(|k| {
@@ -147,7 +152,10 @@ fn racing_creators_one_wins() {
         let temps = std::fs::read_dir("/dev/shm")
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".ndshm-tmp."))
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                pids.iter().any(|p| n.starts_with(p))
+            })
             .count();
         assert_eq!(temps, 0, "temporary files left behind");
         let a = Array::attach(&t.shm(), &AttachOptions::default()).unwrap();
