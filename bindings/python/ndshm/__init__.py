@@ -22,7 +22,7 @@ import os
 import numpy as np
 
 from . import _lib
-from ._lib import FormatError, NdshmError, NotReadyError, lib
+from ._lib import FormatError, NdshmError, NotReadyError, OwnerDiedError, lib
 
 __all__ = [
     "create",
@@ -36,6 +36,7 @@ __all__ = [
     "FormatError",
     "NotReadyError",
     "NdshmError",
+    "OwnerDiedError",
     "MS_ASYNC",
     "MS_SYNC",
     "MS_INVALIDATE",
@@ -382,6 +383,8 @@ def attach(
     timeout=None,
     populate=False,
     raise_on_error=True,
+    allow_other_owner=False,
+    follow_symlinks=False,
 ):
     """Attach an existing array (ndshm v1 or SharedArray) as a numpy array, no copy.
 
@@ -389,11 +392,18 @@ def attach(
     ``validate_shape`` (a tuple; ``-1`` or None entries accept any length) and
     ``validate_dtype`` raise ``ValueError`` naming expected and found values.
     ``timeout`` (seconds): wait for an array that does not exist yet or is still being
-    initialised; ``TimeoutError`` after that. ``raise_on_error=False`` returns None
-    when the array is missing, not ready or the wait timed out (other errors still raise).
+    initialised; ``TimeoutError`` after that, ``OwnerDiedError`` at once if its creator
+    dies. ``raise_on_error=False`` returns None when the array is missing, not ready or
+    the wait timed out (other errors still raise).
+    ``allow_other_owner``: accept an array owned by another user (refused by default
+    with ``PermissionError``: its owner could truncate it under you, and anyone can take
+    a name in /dev/shm first). ``follow_symlinks``: follow a symbolic link at the name.
     """
     readonly = bool(ro) if read_only is None else bool(read_only)
     flags = (_lib.SA_READONLY if readonly else 0) | (_lib.SA_POPULATE if populate else 0)
+    flags |= (_lib.SA_ALLOW_OTHER_OWNER if allow_other_owner else 0) | (
+        _lib.SA_FOLLOW_SYMLINKS if follow_symlinks else 0
+    )
     cname = _name(name)
     ndim, c_shape = -1, None
     if validate_shape is not None:
@@ -410,11 +420,15 @@ def attach(
     return _wrap(h)
 
 
-def delete(name, missing_ok=False):
+def delete(name, missing_ok=False, *, in_progress=False):
     """Remove an array's name. Arrays already attached stay valid. Refuses to remove a
-    file that is not an array (``FormatError``). ``missing_ok``: no error if absent."""
+    file that is not an array (``FormatError``), a symbolic link, or a file this process
+    cannot read to check (``PermissionError``). ``missing_ok``: no error if absent.
+    ``in_progress``: also remove an array whose live creator is still initialising it
+    (else ``NotReadyError``)."""
+    flags = _lib.SA_DELETE_IN_PROGRESS if in_progress else 0
     try:
-        lib.sa_delete(_name(name))
+        lib.sa_delete_ex(_name(name), flags)
     except FileNotFoundError:
         if not missing_ok:
             raise

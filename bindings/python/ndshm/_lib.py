@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import errno as _errno
 import os
+import re
 
 from ._abi import *  # noqa: F403 - the header's constants, structs and DECLARATIONS
 from ._abi import C_RESULTS, DECLARATIONS, SA_OK
@@ -76,6 +77,28 @@ class NotReadyError(NdshmError):
     """The array exists but its creator has not finished initialising it."""
 
 
+class OwnerDiedError(NdshmError):
+    """The process that should have finished the array (its creator) died."""
+
+
+# The library names the C flag that lifts an error ("[flag SA_FORCE]"); Python users
+# pass a keyword instead.
+_KEYWORDS = {
+    "SA_FORCE": "force=True",
+    "SA_ALLOW_OTHER_OWNER": "allow_other_owner=True",
+    "SA_FOLLOW_SYMLINKS": "follow_symlinks=True",
+    "SA_DELETE_IN_PROGRESS": "in_progress=True",
+}
+
+
+def _python_words(msg):
+    return re.sub(
+        r" \[flag (SA_\w+)\]$",
+        lambda m: f" (pass {_KEYWORDS[m.group(1)]})" if m.group(1) in _KEYWORDS else m.group(0),
+        msg,
+    )
+
+
 # status -> (exception class, errno for OSError subclasses or None)
 _EXCEPTIONS = {
     SA_ERR_INVALID: (ValueError, None),
@@ -87,7 +110,7 @@ _EXCEPTIONS = {
     SA_ERR_PERMISSION: (PermissionError, _errno.EACCES),
     SA_ERR_NOT_READY: (NotReadyError, _errno.EAGAIN),
     SA_ERR_TIMEOUT: (TimeoutError, _errno.ETIMEDOUT),
-    SA_ERR_OWNER_DIED: (NdshmError, _errno.EOWNERDEAD),
+    SA_ERR_OWNER_DIED: (OwnerDiedError, _errno.EOWNERDEAD),
     SA_ERR_READ_ONLY: (PermissionError, _errno.EROFS),
     SA_ERR_UNSUPPORTED: (ValueError, None),
     SA_ERR_IO: (OSError, _errno.EIO),
@@ -97,7 +120,7 @@ _EXCEPTIONS = {
 
 def error_for(status):
     """The exception for a failed call, carrying the library's message (and errno)."""
-    msg = (lib.sa_last_error() or b"").decode("utf-8", "replace")
+    msg = _python_words((lib.sa_last_error() or b"").decode("utf-8", "replace"))
     if status not in _EXCEPTIONS:  # a status newer than this mapping: name it
         msg = f"{lib.sa_status_str(status).decode()} ({status}): {msg}"
     cls, default_errno = _EXCEPTIONS.get(status, (OSError, _errno.EIO))
