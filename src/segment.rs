@@ -60,24 +60,15 @@ pub(crate) struct Access {
 /// must not hang the caller), refusing anything but a regular file, a symbolic link
 /// unless `follow_symlinks`, and another user's file unless `allow_other_owner`.
 pub(crate) fn open(name: &ArrayName, a: &Access) -> Result<(File, Metadata)> {
-    let mut oflag = libc::O_NONBLOCK;
-    oflag |= if a.write {
-        libc::O_RDWR
-    } else {
-        libc::O_RDONLY
-    };
-    if !a.follow_symlinks {
-        oflag |= libc::O_NOFOLLOW;
-    }
-    let file = sys::open(&name.os_cstring(), oflag).map_err(|e| open_error(name, e, a))?;
+    let file = open_unchecked(name, a)?;
     let meta = file
         .metadata()
         .map_err(|e| Error::os(format!("{name}: stat"), e))?;
     if !meta.is_file() {
         return Err(not_regular(name, &meta));
     }
-    let (uid, me) = (meta.uid(), sys::euid());
-    if uid != me && !a.allow_other_owner {
+    if !a.allow_other_owner && meta.uid() != sys::euid() {
+        let (uid, me) = (meta.uid(), sys::euid());
         return Err(Error::new(
             ErrorKind::Permission,
             format!(
@@ -91,6 +82,21 @@ pub(crate) fn open(name: &ArrayName, a: &Access) -> Result<(File, Metadata)> {
         .with_option(Opt::AllowOtherOwner));
     }
     Ok((file, meta))
+}
+
+/// [`open`] without the `fstat` checks: never blocks and never follows a symbolic link
+/// unless asked, but the file may be of any type and owner.
+fn open_unchecked(name: &ArrayName, a: &Access) -> Result<File> {
+    let mut oflag = libc::O_NONBLOCK;
+    oflag |= if a.write {
+        libc::O_RDWR
+    } else {
+        libc::O_RDONLY
+    };
+    if !a.follow_symlinks {
+        oflag |= libc::O_NOFOLLOW;
+    }
+    sys::open(&name.os_cstring(), oflag).map_err(|e| open_error(name, e, a))
 }
 
 fn user(uid: u32) -> String {
@@ -281,8 +287,13 @@ fn host_suffix(c: &Creator) -> String {
 /// Deletes the array `name`: only a regular file that positively is an array (valid or
 /// damaged), never a symbolic link, never a file this process cannot read to check,
 /// and an array still being initialised by a live creator only with
-/// `opts.in_progress`. The name is removed only if it still refers to the file that was
-/// checked.
+/// `opts.in_progress`.
+///
+/// Between the check and the unlink another process may replace the name. That needs
+/// write permission on the directory, which is all unlinking needs: such a process could
+/// remove the file itself, so a second check would protect nothing (and an array
+/// replaced by another array in that instant is deleted as if just after the
+/// replacement, a valid order of the two).
 pub(crate) fn remove(name: &ArrayName, opts: &DeleteOptions) -> Result<()> {
     let path = name.path();
     let refuse = |why: String| {
@@ -290,65 +301,69 @@ pub(crate) fn remove(name: &ArrayName, opts: &DeleteOptions) -> Result<()> {
             "{name}: {why}; refusing to delete it (ndshm deletes arrays only)"
         ))
     };
-    // Retried when the name is replaced between the check and the unlink.
-    for _ in 0..3 {
-        let access = Access {
-            allow_other_owner: true,
-            ..Access::default()
-        };
-        let (file, meta) = match open(name, &access) {
-            Ok(x) => x,
-            Err(e) if e.kind() == ErrorKind::Permission && e.errno() == Some(libc::EACCES) => {
-                return Err(Error::new(
-                    ErrorKind::Permission,
-                    format!(
-                        "{name}: cannot read it to check that it is an array; refusing to \
-                         delete it"
-                    ),
-                ));
-            }
-            Err(e) if e.option() == Some(Opt::FollowSymlinks) => {
-                return Err(refuse(format!("{} is a symbolic link", path.display())));
-            }
-            Err(e) if e.kind() == ErrorKind::Format => {
-                return Err(refuse(e.message().to_string()));
-            }
-            Err(e) => return Err(e),
-        };
-        match inspect(name, &file, meta.len()) {
-            Ok(Inspected::Array(s)) if s.state == State::Initialising && !opts.in_progress => {
-                let e = unfinished(name, s.creator.as_ref());
-                if e.kind() == ErrorKind::NotReady {
-                    return Err(Error::new(
-                        ErrorKind::NotReady,
-                        format!(
-                            "{}; use the in_progress option to delete it anyway",
-                            e.message()
-                        ),
-                    )
-                    .with_option(Opt::InProgress));
-                }
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Format => {
-                return Err(refuse(e.message().to_string()));
-            }
-            Err(e) => return Err(e),
-        }
-        match sys::lstat(&path) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
-            Ok(_) => continue,
-            Err(e) => return Err(Error::os(format!("{name}: no such array"), e)),
-        }
-        return sys::unlink(&path).map_err(|e| match e.raw_os_error() {
+    let access = Access {
+        allow_other_owner: true,
+        ..Access::default()
+    };
+    let unlink = || {
+        sys::unlink(&path).map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => Error::os(format!("{name}: no such array"), e),
             _ => Error::os(format!("{name}: delete"), e),
-        });
+        })
+    };
+    // The common case in one read, without fstat: a READY v1 header (only a regular
+    // file can be read at offset 0 and start with it: pread fails on FIFOs and
+    // directories, and sockets cannot be opened).
+    if let Ok(file) = open_unchecked(name, &access) {
+        let mut head = [0u8; off::STATE + 4];
+        let n = sys::pread_full(&file, &mut head, 0).unwrap_or(0);
+        if n == head.len() && is_ours(&head) {
+            let word = u32::from_ne_bytes(head[off::STATE..off::STATE + 4].try_into().unwrap());
+            if word == format::STATE_READY {
+                return unlink();
+            }
+        }
     }
-    Err(Error::new(
-        ErrorKind::Io,
-        format!("{name}: the name keeps being replaced by another process; not deleted"),
-    ))
+    let (file, meta) = match open(name, &access) {
+        Ok(x) => x,
+        Err(e) if e.kind() == ErrorKind::Permission && e.errno() == Some(libc::EACCES) => {
+            return Err(Error::new(
+                ErrorKind::Permission,
+                format!(
+                    "{name}: cannot read it to check that it is an array; refusing to \
+                     delete it"
+                ),
+            ));
+        }
+        Err(e) if e.option() == Some(Opt::FollowSymlinks) => {
+            return Err(refuse(format!("{} is a symbolic link", path.display())));
+        }
+        Err(e) if e.kind() == ErrorKind::Format => {
+            return Err(refuse(e.message().to_string()));
+        }
+        Err(e) => return Err(e),
+    };
+    match inspect(name, &file, meta.len()) {
+        Ok(Inspected::Array(s)) if s.state == State::Initialising && !opts.in_progress => {
+            let e = unfinished(name, s.creator.as_ref());
+            if e.kind() == ErrorKind::NotReady {
+                return Err(Error::new(
+                    ErrorKind::NotReady,
+                    format!(
+                        "{}; use the in_progress option to delete it anyway",
+                        e.message()
+                    ),
+                )
+                .with_option(Opt::InProgress));
+            }
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::Format => {
+            return Err(refuse(e.message().to_string()));
+        }
+        Err(e) => return Err(e),
+    }
+    unlink()
 }
 
 /// Checks that whatever is at `name` now may be replaced by a new array: nothing, or
@@ -535,8 +550,7 @@ impl<'n> Writer<'n> {
         // SAFETY: `this` is never dropped or used again, so `file` is moved out exactly
         // once; the other fields own no resources (`temp` was taken above, `name` is a
         // reference).
-        let file = unsafe { std::ptr::read(&this.file) };
-        Ok(reopen_named(this.name, file))
+        Ok(unsafe { std::ptr::read(&this.file) })
     }
 
     fn store_ready(&mut self) -> Result<()> {
@@ -626,20 +640,6 @@ impl Drop for Writer<'_> {
             // A unique name only this writer made.
             let _ = sys::unlink(t);
         }
-    }
-}
-
-/// The same file opened through its name, when the name still refers to it. The
-/// descriptor of an `O_TMPFILE` (or of a file whose temporary name is gone) shows in
-/// /proc/PID/maps and lsof as `/dev/shm/#123 (deleted)`; a mapping made through the
-/// named descriptor shows the array's path, as for every attacher.
-fn reopen_named(name: &ArrayName, file: File) -> File {
-    let Ok(named) = sys::open(&name.os_cstring(), libc::O_RDWR | libc::O_NOFOLLOW) else {
-        return file;
-    };
-    match (named.metadata(), file.metadata()) {
-        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => named,
-        _ => file, // replaced meanwhile: keep mapping our own file
     }
 }
 

@@ -328,19 +328,34 @@ fn start_ticks(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// The calling process as a creator. Cached per pid so a forked child recomputes it.
+/// This process's pid and start time, cached: a create then costs no getpid(2) or read
+/// of /proc. A forked child must not inherit the cache, so a fork handler clears it
+/// (fork runs `pthread_atfork` handlers; posix_spawn and vfork children exec at once).
+static CREATOR_PID: AtomicI32 = AtomicI32::new(0);
+static CREATOR_TICKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forget_creator_in_child() {
+    CREATOR_PID.store(0, Ordering::Relaxed);
+}
+
+/// The calling process as a creator.
 pub(crate) fn current_creator() -> Creator {
-    static PID: AtomicI32 = AtomicI32::new(0);
-    static TICKS: AtomicU64 = AtomicU64::new(0);
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    let ticks = if PID.load(Ordering::Acquire) == pid {
-        TICKS.load(Ordering::Relaxed)
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which is
+        // async-signal-safe as fork's child handlers must be.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_creator_in_child)) };
+    });
+    let cached = CREATOR_PID.load(Ordering::Acquire);
+    let (pid, ticks) = if cached != 0 {
+        (cached, CREATOR_TICKS.load(Ordering::Relaxed))
     } else {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
         let t = start_ticks(pid).unwrap_or(0);
-        TICKS.store(t, Ordering::Relaxed);
-        PID.store(pid, Ordering::Release);
-        t
+        CREATOR_TICKS.store(t, Ordering::Relaxed);
+        CREATOR_PID.store(pid, Ordering::Release);
+        (pid, t)
     };
     Creator {
         pid,

@@ -15,8 +15,13 @@ ALL = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "
 
 
 def mappings_of(name):
+    """Mappings of the array in this process, matched by device and inode: a creator's
+    mapping shows in /proc/self/maps as `/dev/shm/#INODE (deleted)`, the unnamed file it
+    made before giving it its name (docs/FORMAT.md, "Creating a segment")."""
+    st = os.stat("/dev/shm/" + name)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
     with open("/proc/self/maps") as f:
-        return sum(1 for line in f if line.rstrip().endswith("/dev/shm/" + name))
+        return sum(1 for line in f if line.split()[3:5] == [dev, str(st.st_ino)])
 
 
 def test_create_attach_share_memory(uname):
