@@ -32,6 +32,7 @@
 compile_error!("ndshm supports Linux only for now: it relies on /dev/shm, O_TMPFILE and /proc");
 
 mod array;
+mod details;
 pub mod dtype;
 mod error;
 pub mod ffi;
@@ -39,16 +40,19 @@ pub mod format;
 mod list;
 pub mod name;
 mod options;
+pub mod procs;
 mod segment;
 mod sys;
 
 pub use array::Array;
+pub use details::{Details, SyncWords, details};
 pub use dtype::{Bool8, Complex, Dtype, Element, F16};
 pub use error::{Error, ErrorKind, Opt, Result};
 pub use format::{Order, SegmentFormat, SharedArrayAbi, State};
 pub use list::{Info, info, list};
 pub use name::{ArrayName, Backend};
 pub use options::{AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect, Share};
+pub use procs::{Mapper, Mappers, ProcessMaps, mappers};
 pub use sys::{creator_alive, page_size, space};
 
 /// The library version, e.g. `"0.1.0"`.
