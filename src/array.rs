@@ -64,51 +64,13 @@ impl Array {
     /// array) is replaced atomically.
     pub fn create(name: &str, shape: &[i64], dtype: Dtype, opts: &CreateOptions) -> Result<Array> {
         let name = ArrayName::parse(name)?;
-        format::check_ndim(shape.len() as i64).map_err(|e| e.context(&name))?;
-        let nbytes = format::nbytes_for(shape, dtype.itemsize()).map_err(|e| e.context(&name))?;
-        if opts.sharedarray_format && opts.order == Order::F {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{name}: the SharedArray format stores C order only"),
-            ));
-        }
-        let data_offset = if opts.sharedarray_format {
-            0
-        } else {
-            format::data_offset_for(sys::page_size())
-        };
-        let total_ok = data_offset
-            .checked_add(nbytes)
-            .and_then(|t| t.checked_add(format::SA_TRAILER_NPY2 as u64))
-            .is_some_and(|t| t <= isize::MAX as u64);
-        if !total_ok {
-            return Err(Error::invalid(format!(
-                "{name}: shape {shape:?} is too large"
-            )));
-        }
-        let geometry = Geometry {
-            dtype,
-            order: opts.order,
-            shape: shape.to_vec(),
-            nbytes,
-            capacity: nbytes,
-            data_offset,
-        };
-
+        let geometry = new_geometry(&name, shape, dtype, opts)?;
         let mut w = Writer::begin(&name, opts.share.mode())?;
         let format = if opts.sharedarray_format {
             w.write_sharedarray_trailer(&geometry)?;
             segment::sharedarray_format()
         } else {
-            let header = Header {
-                minor: format::VERSION_MINOR,
-                page_size: sys::page_size() as u32,
-                geometry: geometry.clone(),
-                creator: sys::current_creator(),
-                create_flags: (opts.order == Order::F) as u32,
-                created_ns: sys::now_ns(),
-            };
-            w.write_header(&header, State::Ready)?;
+            w.write_header(&new_header(&geometry), State::Ready)?;
             SegmentFormat::V1 {
                 minor: format::VERSION_MINOR,
             }
@@ -116,7 +78,20 @@ impl Array {
         w.reserve(opts.sparse)?;
         let total = w.total();
         let file = w.publish(opts.force)?;
-        let map = map_file(&name, &file, total, false, opts.populate)?;
+        Array::from_published(name, &file, total, format, geometry, opts)
+    }
+
+    /// The handle of a segment this process has just published (see
+    /// [`segment::Writer::publish`]): maps `file`, read-write.
+    pub(crate) fn from_published(
+        name: ArrayName,
+        file: &File,
+        total: u64,
+        format: SegmentFormat,
+        geometry: Geometry,
+        opts: &CreateOptions,
+    ) -> Result<Array> {
+        let map = map_file(&name, file, total, false, opts.populate)?;
         if opts.hugepages {
             advise_hugepages(&map, geometry.data_offset as usize);
         }
@@ -625,6 +600,57 @@ impl Array {
     /// [`Array::delete`] with options.
     pub fn delete_with(name: &str, opts: &DeleteOptions) -> Result<()> {
         segment::remove(&ArrayName::parse(name)?, opts)
+    }
+}
+
+/// The validated geometry of a new array (v1, or SharedArray with `opts`).
+pub(crate) fn new_geometry(
+    name: &ArrayName,
+    shape: &[i64],
+    dtype: Dtype,
+    opts: &CreateOptions,
+) -> Result<Geometry> {
+    format::check_ndim(shape.len() as i64).map_err(|e| e.context(name))?;
+    let nbytes = format::nbytes_for(shape, dtype.itemsize()).map_err(|e| e.context(name))?;
+    if opts.sharedarray_format && opts.order == Order::F {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{name}: the SharedArray format stores C order only"),
+        ));
+    }
+    let data_offset = if opts.sharedarray_format {
+        0
+    } else {
+        format::data_offset_for(sys::page_size())
+    };
+    let total_ok = data_offset
+        .checked_add(nbytes)
+        .and_then(|t| t.checked_add(format::SA_TRAILER_NPY2 as u64))
+        .is_some_and(|t| t <= isize::MAX as u64);
+    if !total_ok {
+        return Err(Error::invalid(format!(
+            "{name}: shape {shape:?} is too large"
+        )));
+    }
+    Ok(Geometry {
+        dtype,
+        order: opts.order,
+        shape: shape.to_vec(),
+        nbytes,
+        capacity: nbytes,
+        data_offset,
+    })
+}
+
+/// A v1 header for a new array of `geometry`, created by this process now.
+pub(crate) fn new_header(geometry: &Geometry) -> Header {
+    Header {
+        minor: format::VERSION_MINOR,
+        page_size: sys::page_size() as u32,
+        geometry: geometry.clone(),
+        creator: sys::current_creator(),
+        create_flags: (geometry.order == Order::F) as u32,
+        created_ns: sys::now_ns(),
     }
 }
 

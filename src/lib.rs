@@ -32,6 +32,7 @@
 compile_error!("ndshm supports Linux only for now: it relies on /dev/shm, O_TMPFILE and /proc");
 
 mod array;
+pub mod dataset;
 mod details;
 pub mod dtype;
 mod error;
@@ -39,12 +40,14 @@ pub mod ffi;
 pub mod format;
 mod list;
 pub mod name;
+pub mod npy;
 mod options;
 pub mod procs;
 mod segment;
 mod sys;
 
 pub use array::Array;
+pub use dataset::{FileFormat, LoadOptions, Outcome};
 pub use details::{Details, SyncWords, details};
 pub use dtype::{Bool8, Complex, Dtype, Element, F16};
 pub use error::{Error, ErrorKind, Opt, Result};

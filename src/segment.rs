@@ -239,7 +239,11 @@ fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<Segment> {
     let state = State::from_word(word)
         .ok_or_else(|| Error::format(format!("{name}: unknown header state {word}")))?;
     let h = Header::decode(&head[..CHECKED_BYTES]).map_err(|e| e.context(name))?;
-    h.geometry.check_fits(size).map_err(|e| e.context(name))?;
+    // A claimed segment is reserved after it gets its name: only a READY one must fit
+    // (an INITIALISING one is never mapped).
+    if state == State::Ready {
+        h.geometry.check_fits(size).map_err(|e| e.context(name))?;
+    }
     Ok(Segment {
         format: SegmentFormat::V1 { minor: h.minor },
         geometry: h.geometry,
@@ -522,6 +526,65 @@ impl<'n> Writer<'n> {
         self.link_exclusive()?;
         self.named = true;
         Ok(())
+    }
+
+    /// Optional phase 4 for an array whose creator died while filling it: gives the name
+    /// to this (INITIALISING) segment in place of the abandoned one, atomically
+    /// (`renameat2(RENAME_EXCHANGE)` through a temporary name), only if what is at the
+    /// name is still the abandoned file (device, inode). Returns false, with this writer
+    /// unnamed again and the name untouched, when another process replaced it first.
+    pub fn claim_over(&mut self, abandoned: (u64, u64)) -> Result<bool> {
+        if !self.ready_pending {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{}: only a v1 segment written INITIALISING can be claimed",
+                    self.name
+                ),
+            ));
+        }
+        let name = self.name;
+        let path = name.path();
+        let (dir, _) = name.dir_and_file();
+        if self.temp.is_none() {
+            let t = loop {
+                let t = temp_path(&dir);
+                match sys::link_fd(&self.file, &t) {
+                    Ok(()) => break t,
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                    Err(e) => return Err(self.space_error(e, "name")),
+                }
+            };
+            self.temp = Some(t);
+        }
+        let t = self.temp.clone().expect("set above");
+        sys::exchange(&t, &path).map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{name}: this filesystem cannot exchange names atomically, so the \
+                     abandoned array cannot be replaced safely; delete it and retry"
+                ),
+            ),
+            Some(libc::ENOENT) => Error::os(format!("{name}: no such array"), e),
+            _ => Error::os(format!("{name}: replace abandoned array"), e),
+        })?;
+        // `t` now names what was at the array's name.
+        let was_abandoned = sys::lstat(&t)
+            .map(|m| (m.dev(), m.ino()) == abandoned)
+            .unwrap_or(false);
+        if was_abandoned {
+            let _ = sys::unlink(&t);
+            self.temp = None;
+            self.named = true;
+            return Ok(true);
+        }
+        // Somebody else's file: give the name back, and drop our temporary name.
+        let back = sys::exchange(&t, &path);
+        let _ = sys::unlink(&t);
+        self.temp = None;
+        back.map_err(|e| Error::os(format!("{name}: restore after a lost race"), e))?;
+        Ok(false)
     }
 
     /// Phase 5: publishes the segment: stores READY if it was written INITIALISING,

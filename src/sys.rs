@@ -57,6 +57,15 @@ pub(crate) fn create_excl(path: &Path, mode: u32) -> io::Result<File> {
     retry(|| cvt(unsafe { libc::open(c.as_ptr(), oflag, mode as libc::c_uint) })).map(owned)
 }
 
+/// Creates `path` exclusively for writing with mode 0666 less the umask (how ordinary
+/// data files are created), not following a symbolic link.
+pub(crate) fn create_excl_umask(path: &Path) -> io::Result<File> {
+    let c = cstr(path)?;
+    let oflag = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: valid NUL-terminated string; mode is passed as the variadic argument.
+    retry(|| cvt(unsafe { libc::open(c.as_ptr(), oflag, 0o666 as libc::c_uint) })).map(owned)
+}
+
 /// Creates an unnamed regular file in directory `dir` (`O_TMPFILE`): it gets a name
 /// only through [`link_fd`]. Fails with `EOPNOTSUPP`, `EISDIR` or `EINVAL` where the
 /// filesystem or kernel does not support it.
@@ -141,6 +150,103 @@ pub(crate) fn unlink(path: &Path) -> io::Result<()> {
     let c = cstr(path)?;
     // SAFETY: valid NUL-terminated string for the call's duration.
     retry(|| cvt(unsafe { libc::unlink(c.as_ptr()) })).map(|_| ())
+}
+
+/// `renameat2(from, to, RENAME_EXCHANGE)`: atomically swaps what the two names refer
+/// to (both must exist). `EINVAL` where the filesystem cannot.
+pub(crate) fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let (ca, cb) = (cstr(a)?, cstr(b)?);
+    // SAFETY: valid NUL-terminated strings for the call's duration.
+    retry(|| {
+        cvt(unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                ca.as_ptr(),
+                libc::AT_FDCWD,
+                cb.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        })
+    })
+    .map(|_| ())
+}
+
+/// Copies up to `len` bytes from `src` at `src_off` to `dst` at `dst_off` inside the
+/// kernel (`sendfile`): no user-space copy, no page faults on the destination. Returns
+/// the bytes copied; 0 means `src` ended.
+pub(crate) fn sendfile(
+    dst: &File,
+    dst_off: u64,
+    src: &File,
+    src_off: u64,
+    len: usize,
+) -> io::Result<usize> {
+    let d =
+        libc::off_t::try_from(dst_off).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let mut s =
+        libc::off_t::try_from(src_off).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // sendfile writes at the destination's file position.
+    // SAFETY: plain syscall on an fd we own.
+    cvt_off(unsafe { libc::lseek(dst.as_raw_fd(), d, libc::SEEK_SET) })?;
+    // The kernel moves at most 0x7ffff000 bytes per call.
+    let len = len.min(0x7fff_f000);
+    loop {
+        // SAFETY: valid fds and a valid offset pointer for the call's duration.
+        let r = unsafe { libc::sendfile(dst.as_raw_fd(), src.as_raw_fd(), &mut s, len) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn cvt_off(r: libc::off_t) -> io::Result<libc::off_t> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Writes `len` bytes from `src` to `f` at `offset`. `src` may be memory other processes
+/// write (an array's mapping): the kernel copies it, no Rust reference is formed.
+///
+/// # Safety
+/// `[src, src + len)` is mapped and readable for the duration of the call.
+pub(crate) unsafe fn pwrite_raw(
+    f: &File,
+    src: *const u8,
+    len: usize,
+    offset: u64,
+) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < len {
+        let off = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+        let chunk = (len - done).min(0x7fff_f000);
+        // SAFETY: per this function's contract the range is readable.
+        let r = unsafe { libc::pwrite(f.as_raw_fd(), src.add(done).cast(), chunk, off) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        done += r as usize;
+    }
+    Ok(())
+}
+
+/// `fsync(2)` of the file, or of a directory so a rename in it is durable.
+pub(crate) fn fsync_path(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
 }
 
 /// `lstat(2)`: the name itself, not what a symbolic link points to.
