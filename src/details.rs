@@ -75,7 +75,7 @@ pub fn details(name: &str) -> Result<Details> {
             read_exact(&name, &file, &mut attributes, format::ATTR_OFFSET as u64)?;
             (Some(header), Some(checksum), Some(sync), attributes)
         }
-        SegmentFormat::SharedArray(_) => (None, None, None, Vec::new()),
+        SegmentFormat::SharedArray(_) | SegmentFormat::Npy => (None, None, None, Vec::new()),
     };
     let info = Info {
         name,

@@ -124,6 +124,8 @@ pub enum SegmentFormat {
     },
     /// SharedArray 3.x, whose trailer layout depends on the numpy it was built against.
     SharedArray(SharedArrayAbi),
+    /// A numpy `.npy` file mapped in place (`npy://PATH`): data after its header.
+    Npy,
 }
 
 /// The numpy ABI a SharedArray extension was built against, which fixes its trailer:

@@ -32,6 +32,13 @@ impl Castable for sa_array {
     type Rust = Handle;
 }
 
+impl Handle {
+    /// The core handle.
+    pub(crate) fn array(&self) -> &Array {
+        &self.inner
+    }
+}
+
 // Flag values (ABI). Create, attach and delete flags share one bit space so a flag
 // given to the wrong call is detected.
 
@@ -89,12 +96,15 @@ pub const SA_FORMAT_V1: i32 = 1;
 pub const SA_FORMAT_SHAREDARRAY_NPY1: i32 = 2;
 /// `sa_format` / list entry: SharedArray segment written by a numpy-2 build (548-byte trailer).
 pub const SA_FORMAT_SHAREDARRAY_NPY2: i32 = 3;
+/// `sa_format`: a numpy `.npy` file mapped in place (an `npy://PATH` name).
+pub const SA_FORMAT_NPY: i32 = 4;
 
 pub(crate) fn format_code(f: SegmentFormat) -> i32 {
     match f {
         SegmentFormat::V1 { .. } => SA_FORMAT_V1,
         SegmentFormat::SharedArray(SharedArrayAbi::Numpy1) => SA_FORMAT_SHAREDARRAY_NPY1,
         SegmentFormat::SharedArray(SharedArrayAbi::Numpy2) => SA_FORMAT_SHAREDARRAY_NPY2,
+        SegmentFormat::Npy => SA_FORMAT_NPY,
     }
 }
 
@@ -163,7 +173,7 @@ pub(crate) fn attach_options(bits: u32, timeout_ms: i64) -> Result<AttachOptions
     })
 }
 
-fn into_handle(a: Array) -> *mut sa_array {
+pub(crate) fn into_handle(a: Array) -> *mut sa_array {
     let mut bytes = Vec::with_capacity(a.name().as_str().len() + 1);
     bytes.extend_from_slice(a.name().as_str().as_bytes());
     let name = CString::new(bytes).unwrap_or_default();
@@ -179,7 +189,7 @@ fn into_handle(a: Array) -> *mut sa_array {
 ///
 /// # Safety
 /// `shape` is NULL or points to `ndim` readable `int64_t`.
-unsafe fn shape_arg<'a>(ndim: i32, shape: *const i64) -> Result<&'a [i64], Error> {
+pub(crate) unsafe fn shape_arg<'a>(ndim: i32, shape: *const i64) -> Result<&'a [i64], Error> {
     let n = check_ndim(ndim as i64)?;
     if n == 0 {
         return Ok(&[]);

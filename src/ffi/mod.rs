@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use crate::error::{Error, Opt};
 
 pub mod array;
+pub mod dataset;
 pub mod dtype;
 pub mod error;
 pub mod list;

@@ -1,0 +1,602 @@
+//! The `ndshm` tool run as a separate process, on real arrays. Every array and file a
+//! test makes lives in a directory of its own (or under a unique shm name) that a guard
+//! removes also when the test fails. `gc` is only ever run on such a directory: other
+//! test suites plant abandoned arrays in /dev/shm and must find them there.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ndshm::format::{self, off};
+use ndshm::{Array, AttachOptions, CreateOptions, Dtype};
+use serde_json::Value;
+
+/// The binary, with the environment's redirect removed (shm:// means /dev/shm).
+fn ndshm() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ndshm"));
+    c.env_remove("NDSHM_DIR")
+        .env_remove("JOB_SHMTMPDIR")
+        .env_remove("NDSHM_PROGRESS_DELAY_MS")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    ndshm().args(args).output().expect("run ndshm")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs and expects exit status `code`, returning the output.
+#[track_caller]
+fn expect(code: i32, args: &[&str]) -> Output {
+    let o = run(args);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "ndshm {args:?}\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+#[track_caller]
+fn json(args: &[&str]) -> Value {
+    let o = expect(0, args);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)))
+}
+
+/// A directory in /dev/shm for one test, removed with everything in it on drop, and
+/// unique shm:// names removed on drop too.
+struct Scratch {
+    dir: PathBuf,
+    shm: Vec<String>,
+}
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!(
+            "/dev/shm/ndshm-cli-{tag}-{}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        Scratch {
+            dir,
+            shm: Vec::new(),
+        }
+    }
+    /// `file://DIR/f`.
+    fn name(&self, f: &str) -> String {
+        format!("file://{}", self.dir.join(f).display())
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+    fn dir_str(&self) -> &str {
+        self.dir.to_str().unwrap()
+    }
+    /// A unique shm:// name, deleted on drop.
+    fn shm_name(&mut self, tag: &str) -> String {
+        let n = format!(
+            "shm://ndshm-cli-{tag}-{}-{}",
+            std::process::id(),
+            self.shm.len()
+        );
+        self.shm.push(n.clone());
+        n
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for n in &self.shm {
+            let _ = Array::delete_with(n, &ndshm::DeleteOptions { in_progress: true });
+        }
+    }
+}
+
+/// A pid that is certainly not running any more.
+fn dead_pid() -> i32 {
+    let mut c = Command::new("true").spawn().unwrap();
+    c.wait().unwrap();
+    c.id() as i32
+}
+
+/// Writes at `path` a v1 segment of shape `[8]` float64 made by the library, with its
+/// creator pid replaced by `pid` (start time unknown) and the given state word.
+fn plant_segment(path: &Path, pid: i32, state: u32) {
+    let tmp = path.with_extension("template");
+    let name = format!("file://{}", tmp.display());
+    drop(Array::create(&name, &[8], Dtype::Float64, &CreateOptions::default()).unwrap());
+    let mut b = std::fs::read(&tmp).unwrap();
+    Array::delete(&name).unwrap();
+    b[off::STATE..off::STATE + 4].copy_from_slice(&state.to_ne_bytes());
+    b[off::CREATOR_PID..off::CREATOR_PID + 4].copy_from_slice(&pid.to_ne_bytes());
+    b[off::CREATOR_START..off::CREATOR_START + 8].copy_from_slice(&0u64.to_ne_bytes());
+    let crc = format::header_checksum(&b);
+    b[off::CHECKSUM..off::CHECKSUM + 4].copy_from_slice(&crc.to_ne_bytes());
+    std::fs::write(path, &b).unwrap();
+}
+
+/// A process that stays alive while the value lives.
+struct Sleeper(std::process::Child);
+impl Sleeper {
+    fn new() -> Sleeper {
+        Sleeper(Command::new("sleep").arg("60").spawn().unwrap())
+    }
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn help_on_every_subcommand() {
+    let o = expect(0, &["--help"]);
+    for sub in ["list", "info", "create", "rm", "gc"] {
+        assert!(stdout(&o).contains(sub), "{sub} missing from --help");
+        let o = expect(0, &[sub, "--help"]);
+        assert!(
+            stdout(&o).contains(&format!("Usage: ndshm {sub}")),
+            "{sub}: {}",
+            stdout(&o)
+        );
+    }
+    let o = expect(0, &["--version"]);
+    assert!(stdout(&o).contains(ndshm::VERSION));
+}
+
+#[test]
+fn usage_errors_exit_2_and_create_nothing() {
+    let s = Scratch::new("usage");
+    let x = s.name("x");
+    for (args, says) in [
+        (vec!["frobnicate"], "unrecognized subcommand"),
+        (vec!["info"], "required"),
+        (vec!["rm"], "required"),
+        (vec!["list", "--jsn"], "unexpected argument"),
+        (
+            vec!["create", &x, "--shape", "3,-2", "--dtype", "f8"],
+            "not a dimension",
+        ),
+        (
+            vec!["create", &x, "--shape", "3", "--dtype", "f16"],
+            "unsupported dtype",
+        ),
+        (
+            vec![
+                "create", &x, "--shape", "3", "--dtype", "u1", "--fill", "300",
+            ],
+            "out of range",
+        ),
+        (
+            vec![
+                "create", &x, "--shape", "3", "--dtype", "f8", "--order", "Z",
+            ],
+            "invalid value",
+        ),
+        (vec!["create", &x, "--dtype", "f8"], "--shape"),
+    ] {
+        let o = expect(2, &args);
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: {}", stdout(&o));
+    }
+    assert_eq!(std::fs::read_dir(&s.dir).unwrap().count(), 0);
+}
+
+#[test]
+fn operational_errors_exit_1_with_the_library_message() {
+    let mut s = Scratch::new("operr");
+    let missing = s.shm_name("missing");
+    let o = expect(1, &["info", &missing]);
+    assert!(
+        stderr(&o).contains(&format!("{missing}: no such array")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+
+    // Exists: the message, and the switch that lifts it.
+    let a = s.shm_name("exists");
+    expect(0, &["create", &a, "--shape", "2", "--dtype", "i8"]);
+    let o = expect(1, &["create", &a, "--shape", "3", "--dtype", "i8"]);
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    expect(
+        0,
+        &["create", &a, "--shape", "3", "--dtype", "i8", "--force"],
+    );
+    assert_eq!(ndshm::info(&a).unwrap().geometry.shape, vec![3]);
+
+    // rm refuses a file that is not an array, and leaves it; the other names are
+    // still removed, and the status says something failed.
+    let notes = s.path("notes.txt");
+    std::fs::write(&notes, "not an array").unwrap();
+    let o = expect(1, &["rm", &s.name("notes.txt"), &a]);
+    assert!(stderr(&o).contains("refusing to delete"), "{}", stderr(&o));
+    assert!(notes.exists());
+    assert!(stdout(&o).contains(&format!("removed {a}")));
+    assert!(!Path::new(&format!("/dev/shm/{}", &a["shm://".len()..])).exists());
+
+    // A live creator's array in progress needs --in-progress, which the hint names.
+    let live = Sleeper::new();
+    plant_segment(&s.path("busy"), live.pid(), 0);
+    let o = expect(1, &["rm", &s.name("busy")]);
+    assert!(stderr(&o).contains("--in-progress"), "{}", stderr(&o));
+    assert!(s.path("busy").exists());
+    expect(0, &["rm", "--in-progress", &s.name("busy")]);
+    assert!(!s.path("busy").exists());
+}
+
+#[test]
+fn create_list_info_rm() {
+    let mut s = Scratch::new("cycle");
+    let (a, b) = (s.name("a"), s.name("b"));
+    let o = expect(
+        0,
+        &[
+            "create", &a, "--shape", "100,3", "--dtype", "f8", "--fill", "2.5",
+        ],
+    );
+    assert!(
+        stdout(&o).starts_with(&format!("created {a}")),
+        "{}",
+        stdout(&o)
+    );
+    expect(
+        0,
+        &[
+            "create", &b, "--shape", "4,5", "--dtype", "int16", "--order", "F",
+        ],
+    );
+    let c = s.name("c");
+    expect(
+        0,
+        &[
+            "create", &c, "--shape", "2", "--dtype", "c16", "--fill", "1-2j",
+        ],
+    );
+    std::fs::write(s.path("notes.txt"), "skipped by list").unwrap();
+
+    let ra = Array::attach(&a, &AttachOptions::default().readonly(true)).unwrap();
+    assert_eq!(ra.to_vec::<f64>().unwrap(), vec![2.5; 300]);
+    let rc = Array::attach(&c, &AttachOptions::default()).unwrap();
+    let want = ndshm::Complex { re: 1.0, im: -2.0 };
+    assert_eq!(rc.to_vec::<ndshm::Complex<f64>>().unwrap(), vec![want; 2]);
+    drop(rc);
+
+    // JSON, parsed back.
+    let v = json(&["list", s.dir_str(), "--json"]);
+    let l = v.as_array().unwrap();
+    let names: Vec<&str> = l.iter().map(|x| x["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [a.as_str(), b.as_str(), c.as_str()]);
+    assert_eq!(l[0]["dtype"], "float64");
+    assert_eq!(l[0]["shape"], serde_json::json!([100, 3]));
+    assert_eq!(l[0]["nbytes"], 2400);
+    assert_eq!(l[0]["state"], "ready");
+    assert_eq!(l[0]["format"], "v1.0");
+    assert_eq!(l[0]["mode"], "0600");
+    assert_eq!(l[0]["creator_alive"], false); // the ndshm process that made it
+    assert!(l[0]["age_s"].as_f64().unwrap() >= 0.0);
+    assert_eq!(l[1]["order"], "F");
+    assert_eq!(l[1]["dtype_str"], "<i2");
+
+    // The table: a header and one row per array, columns aligned, sorted.
+    let o = expect(0, &["list", s.dir_str()]);
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    let col = |line: &str, word: &str| {
+        line.find(word)
+            .unwrap_or_else(|| panic!("{word} in {line}"))
+    };
+    let header = lines[0];
+    for h in [
+        "NAME", "FORMAT", "DTYPE", "SHAPE", "SIZE", "PID", "ALIVE", "STATE", "AGE",
+    ] {
+        assert!(header.contains(h), "{header}");
+    }
+    assert!(lines[1].starts_with(&a) && lines[2].starts_with(&b) && lines[3].starts_with(&c));
+    for l in &lines[1..] {
+        assert_eq!(col(l, "v1.0"), col(header, "FORMAT"), "{text}");
+        assert_eq!(
+            col(l, " ready").saturating_add(1),
+            col(header, "STATE"),
+            "{text}"
+        );
+    }
+    assert!(lines[2].contains("(4, 5) F"), "{text}");
+    assert!(!text.contains("notes.txt"));
+
+    // info: every header field, and this process among the mappers (read-only).
+    let v = json(&["info", &a, "--json"]);
+    assert_eq!(v["name"], a.as_str());
+    assert_eq!(v["shape"], serde_json::json!([100, 3]));
+    assert_eq!(v["header"]["version_major"], 1);
+    assert_eq!(v["header"]["page_size"], ndshm::page_size());
+    assert_eq!(v["header"]["attr_offset"], 4096);
+    assert_eq!(v["sync"]["lock"], 0);
+    assert_eq!(v["attributes"], "");
+    let me = std::process::id();
+    let mine = v["mapped_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["pid"] == me)
+        .unwrap_or_else(|| panic!("pid {me} not among {}", v["mapped_by"]));
+    assert_eq!(mine["writable"], false);
+    let o = expect(0, &["info", &a]);
+    let text = stdout(&o);
+    for k in [
+        "name:",
+        "format:",
+        "state:",
+        "dtype:",
+        "order:",
+        "shape:",
+        "nbytes:",
+        "capacity:",
+        "data offset:",
+        "file size:",
+        "mode:",
+        "creator:",
+        "created:",
+        "byte order:",
+        "header bytes:",
+        "page size:",
+        "create flags:",
+        "creator start:",
+        "boot id:",
+        "checksum:",
+        "attribute area:",
+        "last write:",
+        "lock:",
+        "seq:",
+        "attributes:",
+        "mapped by:",
+    ] {
+        assert!(text.contains(k), "{k} missing:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with(&me.to_string())),
+        "{text}"
+    );
+    drop(ra);
+    let v = json(&["info", &a, "--json"]);
+    assert!(
+        v["mapped_by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["pid"] != me),
+        "{v}"
+    );
+
+    // A shm:// array shows in the default listing.
+    let d = s.shm_name("listed");
+    expect(
+        0,
+        &[
+            "create", &d, "--shape", "", "--dtype", "?", "--fill", "true",
+        ],
+    );
+    let v = json(&["list", "--json"]);
+    let e = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == d.as_str())
+        .unwrap_or_else(|| panic!("{d} not listed"));
+    assert_eq!(e["shape"], serde_json::json!([]));
+    assert_eq!(e["dtype"], "bool");
+
+    let o = expect(0, &["rm", &a, &b, &c, &d]);
+    assert_eq!(stdout(&o).lines().count(), 4);
+    assert_eq!(
+        json(&["list", s.dir_str(), "--json"]),
+        serde_json::json!([])
+    );
+    assert!(s.path("notes.txt").exists());
+}
+
+/// The creator's own mapping is of the unnamed file it made (`/dev/shm/#INODE
+/// (deleted)` in /proc/PID/maps): it is found by device and inode all the same.
+#[test]
+fn info_shows_the_creating_test_process_among_the_mappers() {
+    let mut s = Scratch::new("creator");
+    let n = s.shm_name("mine");
+    let a = Array::create(&n, &[1000], Dtype::Uint8, &CreateOptions::default()).unwrap();
+    let v = json(&["info", &n, "--json"]);
+    let me = std::process::id();
+    let mine = v["mapped_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["pid"] == me)
+        .unwrap_or_else(|| panic!("pid {me} not among {}", v["mapped_by"]));
+    assert_eq!(mine["writable"], true);
+    assert!(mine["command"].as_str().unwrap().contains("cli-"), "{mine}");
+    assert_eq!(v["creator_pid"], me);
+    assert_eq!(v["creator_alive"], true);
+    drop(a);
+}
+
+#[test]
+fn gc_removes_abandoned_and_unused_arrays_and_nothing_else() {
+    let s = Scratch::new("gc");
+    let dead = dead_pid();
+    let live = Sleeper::new();
+    // Garbage: a dead creator's array that never became ready, and a dead creator's
+    // leftover temporary file that is an array.
+    plant_segment(&s.path("abandoned"), dead, 0);
+    let temp_array = format!(".ndshm-tmp.{dead}.0.1f");
+    plant_segment(&s.path(&temp_array), dead, 1);
+    // Kept by plain gc: a live creator's array in progress; a live creator's temporary
+    // file; a dead creator's temporary file that is not an array; other files.
+    plant_segment(&s.path("in-progress"), live.pid(), 0);
+    let live_temp = format!(".ndshm-tmp.{}.0.2f", live.pid());
+    plant_segment(&s.path(&live_temp), live.pid(), 1);
+    let junk_temp = format!(".ndshm-tmp.{dead}.1.3f");
+    std::fs::write(s.path(&junk_temp), b"").unwrap();
+    std::fs::write(s.path("notes.txt"), "keep me").unwrap();
+    let v1_look_alike = s.path("looks-like-v1");
+    std::fs::write(&v1_look_alike, b"NDSHMARR but nothing else").unwrap();
+    // Ready arrays whose creator (an ndshm process) has exited: unused, and mapped by
+    // this test; and one whose creator (this test) is alive. Only --unused removes the
+    // first.
+    for f in ["unused", "mapped"] {
+        expect(0, &["create", &s.name(f), "--shape", "10", "--dtype", "f4"]);
+    }
+    let held = Array::attach(&s.name("mapped"), &AttachOptions::default()).unwrap();
+    drop(
+        Array::create(
+            &s.name("mine"),
+            &[4],
+            Dtype::Int8,
+            &CreateOptions::default(),
+        )
+        .unwrap(),
+    );
+
+    let all_files = || {
+        let mut v: Vec<String> = std::fs::read_dir(&s.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = all_files();
+
+    let o = expect(0, &["gc", s.dir_str(), "--dry-run"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("would remove {}", s.name("abandoned"))),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("would remove {}", s.name(&temp_array))),
+        "{out}"
+    );
+    assert_eq!(out.matches("would remove").count(), 2, "{out}");
+    assert_eq!(all_files(), before, "--dry-run removed something");
+
+    let o = expect(0, &["gc", s.dir_str()]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("removed {}", s.name("abandoned"))),
+        "{out}"
+    );
+    assert!(out.contains("died before it was ready"), "{out}");
+    assert!(
+        out.contains(&format!("removed {}", s.name(&temp_array))),
+        "{out}"
+    );
+    assert_eq!(out.matches("removed").count(), 2, "{out}");
+    assert!(
+        out.contains(&format!("kept {}", s.name(&junk_temp))),
+        "{out}"
+    );
+    let mut want: Vec<String> = before
+        .iter()
+        .filter(|f| *f != "abandoned" && **f != temp_array)
+        .cloned()
+        .collect();
+    assert_eq!(all_files(), want);
+
+    let o = expect(0, &["gc", s.dir_str(), "--unused"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("removed {}: unused", s.name("unused"))),
+        "{out}"
+    );
+    assert_eq!(out.matches("removed").count(), 1, "{out}");
+    want.retain(|f| f != "unused");
+    assert_eq!(all_files(), want);
+    for f in [
+        "in-progress",
+        "mapped",
+        "mine",
+        "notes.txt",
+        "looks-like-v1",
+        junk_temp.as_str(),
+        live_temp.as_str(),
+    ] {
+        assert!(s.path(f).exists(), "{f} was removed");
+    }
+    assert_eq!(std::fs::read(s.path("notes.txt")).unwrap(), b"keep me");
+
+    // Once nobody maps it, the array of the exited creator goes too.
+    drop(held);
+    let o = expect(0, &["gc", s.dir_str(), "--unused"]);
+    assert!(stdout(&o).contains(&format!("removed {}: unused", s.name("mapped"))));
+    let o = expect(0, &["gc", s.dir_str(), "--unused"]);
+    assert!(!stdout(&o).contains("removed"), "{}", stdout(&o));
+    drop(live);
+}
+
+/// Progress goes to a terminal only: piped, a command prints its result and nothing
+/// else, even with the progress delay at zero; on a terminal (`script` gives one) the
+/// same command draws its progress.
+#[test]
+fn progress_only_on_a_terminal() {
+    let s = Scratch::new("progress");
+    let a = s.name("big");
+    let o = ndshm()
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .args([
+            "create",
+            &a,
+            "--shape",
+            "1000,1000",
+            "--dtype",
+            "f8",
+            "--fill",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "progress on a pipe: {:?}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
+    assert!(!o.stdout.contains(&b'\r') && !o.stdout.contains(&0x1b));
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("progress_only_on_a_terminal: no `script` (util-linux): terminal case skipped");
+        return;
+    }
+    let b = s.name("big2");
+    let cmd = format!(
+        "'{}' create '{b}' --shape 1000,1000 --dtype f8 --fill 1",
+        env!("CARGO_BIN_EXE_ndshm")
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .env_remove("NDSHM_DIR")
+        .env_remove("JOB_SHMTMPDIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let term = stdout(&o);
+    assert!(term.contains(&format!("creating {b}")), "{term:?}");
+    assert!(term.contains(&format!("created {b}")), "{term:?}");
+}
