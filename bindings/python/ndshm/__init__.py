@@ -11,18 +11,24 @@ Arrays are real ``numpy.ndarray`` objects whose ``base`` owns the mapping: it is
 when the last array or view that needs it is garbage-collected, never earlier, and
 never deletes the array. Nothing goes through ``multiprocessing.shared_memory`` or its
 resource tracker, so no process deletes another's array by exiting.
+
+The package is typed (``py.typed``); the aliases used in signatures (``Name``,
+``ShapeLike``, ``DTypeLike``, ...) are defined in ``ndshm._types``.
 """
 
-import collections
+from __future__ import annotations
+
 import ctypes
 import math
 import operator
 import os
+from typing import Any, Dict, List, Literal, NamedTuple, Optional, SupportsFloat, Tuple, overload
 
 import numpy as np
 
 from . import _lib
 from ._lib import FormatError, NdshmError, NotReadyError, OwnerDiedError, lib
+from ._types import DTypeLike, Name, NDArray, PathLike, ShapeLike, ShapePattern
 
 __all__ = [
     "create",
@@ -42,11 +48,12 @@ __all__ = [
     "MS_INVALIDATE",
 ]
 
-__version__ = lib.sa_version().decode()
+__version__: str = lib.sa_version().decode()
 
-MS_ASYNC = _lib.SA_MS_ASYNC
-MS_SYNC = _lib.SA_MS_SYNC
-MS_INVALIDATE = _lib.SA_MS_INVALIDATE
+#: ``msync(2)`` flags for :meth:`SharedMemoryBase.msync`.
+MS_ASYNC: int = _lib.SA_MS_ASYNC
+MS_SYNC: int = _lib.SA_MS_SYNC
+MS_INVALIDATE: int = _lib.SA_MS_INVALIDATE
 
 _builtin_list = list
 
@@ -174,16 +181,29 @@ _FORMATS = {
 
 
 class SharedMemoryBase:
-    """The base object of every ndshm array: owns the mapping (``sa_array`` handle).
+    """The base object of every ndshm array (``array.base``): owns the mapping.
 
-    Released when the last array or view using it is collected. ``name``, ``addr``
-    (mapping address of element 0) and ``size`` (data bytes) are read-only.
+    It is released (unmapped, never deleted) when the last array or view using it is
+    garbage-collected. ``name``, ``addr`` (address of element 0), ``size`` (data bytes),
+    ``readonly`` and ``format`` are read-only. Not constructed by users: :func:`create`
+    and :func:`attach` make it.
     """
 
-    __slots__ = ("_h", "_addr", "_size", "_readonly", "_format", "__array_interface__", "__weakref__")
+    __slots__ = ("_h", "_addr", "_size", "_readonly", "_format", "_given_name", "__array_interface__",
+                 "__weakref__")
 
-    def __init__(self, handle):
+    _h: Any
+    _addr: int
+    _size: int
+    _readonly: bool
+    _format: int
+    _given_name: Optional[str]
+    __array_interface__: Dict[str, Any]
+
+    def __init__(self, handle: Any) -> None:
         self._h = handle  # owned from here: released by __del__ even if this fails
+        # SharedArray's drop-in reports the name as its caller passed it (SharedArray does).
+        self._given_name = None
         d = _lib.sa_desc()
         # One foreign call for everything: each ctypes call costs ~0.5 µs.
         lib.sa_describe(handle, ctypes.byref(d))  # raises on a nonzero status
@@ -203,88 +223,141 @@ class SharedMemoryBase:
             "strides": tuple(d.strides[:ndim]) if ndim else (),
         }
 
-    def __del__(self):
+    def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None
         if h is not None and lib is not None:
             lib.sa_release(h)
 
     @property
-    def name(self):
-        """The array's name with its scheme, e.g. ``shm://x``."""
-        return lib.sa_name(self._h).decode("utf-8", "surrogateescape")
+    def name(self) -> str:
+        """The array's name with its scheme, e.g. ``shm://x`` (for arrays from
+        ``ndshm.compat.sharedarray``: the name exactly as passed, as SharedArray reports it)."""
+        if self._given_name is not None:
+            return self._given_name
+        return lib.sa_name(self._h).decode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
 
     @property
-    def addr(self):
+    def addr(self) -> int:
         """Address of element 0."""
         return self._addr
 
     @property
-    def size(self):
+    def size(self) -> int:
         """Bytes of data."""
         return self._size
 
     @property
-    def readonly(self):
+    def readonly(self) -> bool:
         """True for a read-only mapping."""
         return self._readonly
 
     @property
-    def format(self):
-        """``'v1'``, ``'sharedarray-np1'`` or ``'sharedarray-np2'``."""
+    def format(self) -> str:
+        """``'v1'``, ``'sharedarray-np1'``, ``'sharedarray-np2'`` or ``'npy'`` (an
+        ``npy://`` file mapped in place)."""
         return _FORMATS.get(self._format, "?")
 
-    def msync(self, flags=MS_SYNC):
-        """``msync(2)`` the mapping: ``MS_SYNC`` or ``MS_ASYNC``, optionally ``| MS_INVALIDATE``."""
+    def msync(self, flags: int = MS_SYNC) -> None:
+        """Flush the mapping to its file (``msync(2)``); useful for ``file://`` arrays.
+
+        Args:
+            flags: ``MS_SYNC`` (wait) or ``MS_ASYNC`` (schedule), optionally
+                ``| MS_INVALIDATE``.
+
+        Raises:
+            OverflowError: ``flags`` does not fit a C int.
+            OSError: the system call failed (with its errno).
+        """
         lib.sa_msync(self._h, _MSYNC_FLAGS(operator.index(flags), "msync flags"))
 
-    def mlock(self):
-        """Lock the data in memory (``OSError`` beyond RLIMIT_MEMLOCK, naming the limit)."""
+    def mlock(self) -> None:
+        """Lock the data in memory (``mlock(2)``), so it is never swapped out.
+
+        Raises:
+            OSError: beyond RLIMIT_MEMLOCK (the message names the limit), or the segment
+                was truncated under this mapping.
+        """
         lib.sa_mlock(self._h)
 
-    def munlock(self):
-        """Undo :meth:`mlock`."""
+    def munlock(self) -> None:
+        """Undo :meth:`mlock`.
+
+        Raises:
+            OSError: the system call failed.
+        """
         lib.sa_munlock(self._h)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         ro = ", read-only" if self._readonly else ""
         return f"<ndshm mapping {self.name} at {self._addr:#x}, {self._size} bytes{ro}>"
 
 
-def _wrap(handle):
+def _wrap(handle: Any) -> NDArray:
     base = SharedMemoryBase(handle)
-    arr = np.asarray(base)
+    arr: NDArray = np.asarray(base)
     assert arr.base is base
     return arr
 
 
+@overload
+def create(name: Name, shape: ShapeLike, dtype: DTypeLike = ..., *, order: str = ..., force: bool = ...,
+           sparse: bool = ..., populate: bool = ..., hugepages: bool = ..., share: Optional[str] = ...,
+           format: Optional[str] = ..., full: Any = ..., raise_on_error: Literal[True] = ...) -> NDArray: ...
+@overload
+def create(name: Name, shape: ShapeLike, dtype: DTypeLike = ..., *, order: str = ..., force: bool = ...,
+           sparse: bool = ..., populate: bool = ..., hugepages: bool = ..., share: Optional[str] = ...,
+           format: Optional[str] = ..., full: Any = ..., raise_on_error: bool) -> Optional[NDArray]: ...
 def create(
-    name,
-    shape,
-    dtype=float,
+    name: Name,
+    shape: ShapeLike,
+    dtype: DTypeLike = float,
     *,
-    order="C",
-    force=False,
-    sparse=False,
-    populate=False,
-    hugepages=False,
-    share="owner",
-    format="ndshm",
-    full=None,
-    raise_on_error=True,
-):
+    order: str = "C",
+    force: bool = False,
+    sparse: bool = False,
+    populate: bool = False,
+    hugepages: bool = False,
+    share: Optional[str] = "owner",
+    format: Optional[str] = "ndshm",
+    full: Any = None,
+    raise_on_error: bool = True,
+) -> Optional[NDArray]:
     """Create a new shared array and return it as a numpy array (zero-filled, or ``full``).
 
-    ``name``: ``shm://NAME``, ``file://PATH`` or a bare NAME. ``order``: ``'C'`` or ``'F'``.
-    ``force`` replaces an existing array (never a file that is not an array). Memory is
-    reserved up front unless ``sparse``, so a full ``/dev/shm`` raises ``OSError``
-    (ENOSPC) here instead of crashing later. ``share``: ``'owner'`` (0600), ``'group'``
-    (0660) or ``'all'`` (0666), whatever the umask. ``format='sharedarray'`` writes
-    SharedArray's layout so programs using the SharedArray package can attach it.
-    ``full``: a scalar or an array broadcast into the new array.
-    ``raise_on_error=False`` returns None instead of raising ``FileExistsError``.
+    The array is complete before anyone can see its name: other processes find nothing
+    or the finished array, never a half-made one. It stays until :func:`delete`, also
+    after this process exits.
 
-    Raises ``FileExistsError``, ``ValueError`` (bad name, shape or dtype),
-    ``PermissionError``, ``OSError``.
+    Args:
+        name: ``"shm://NAME"`` (POSIX shared memory, ``/dev/shm/NAME``; ``$NDSHM_DIR/NAME``
+            when ``NDSHM_DIR`` is set), ``"file://PATH"`` (a file), or a bare ``"NAME"``.
+        shape: an int or a sequence (or 1-d numpy array) of ints.
+        dtype: anything ``numpy.dtype()`` accepts (default float64). Numeric and bool
+            dtypes, byte order kept.
+        order: ``"C"`` (row-major) or ``"F"`` (column-major, as Fortran and Julia see it).
+        force: replace an existing array atomically (never a file that is not an array).
+        sparse: do not reserve the memory up front. By default it is reserved, so a full
+            ``/dev/shm`` is an ``OSError`` (ENOSPC) here rather than a SIGBUS later.
+        populate: also fault the pages in now (``MAP_POPULATE``).
+        hugepages: ask for transparent huge pages (falls back quietly).
+        share: ``"owner"`` (mode 0600, the default), ``"group"`` (0660) or ``"all"``
+            (0666), whatever the umask.
+        format: ``"ndshm"`` (the default) or ``"sharedarray"``: SharedArray's layout, so
+            programs still using the SharedArray package can attach it.
+        full: a scalar, or an array broadcast to ``shape``, to fill the new array with.
+        raise_on_error: ``False`` returns None instead of raising ``FileExistsError``.
+
+    Returns:
+        A writable ``numpy.ndarray`` over the shared memory, whose ``base`` is a
+        :class:`SharedMemoryBase`; None if the name exists and ``raise_on_error=False``.
+
+    Raises:
+        FileExistsError: the name exists (and ``force`` is not given).
+        ValueError: a bad name, shape, dtype, order, share, format or ``full``.
+        TypeError: ``name`` is not str or bytes, or ``shape`` not integers.
+        PermissionError: the directory or an existing file is not this user's to write.
+        OSError: no space (errno ENOSPC, the message says how much is free) or another
+            system error, with its errno.
     """
     flags = 0
     if order in ("F", "f"):
@@ -344,7 +417,7 @@ def create(
     return arr
 
 
-def _fill_value(full, dims, dtype):
+def _fill_value(full: Any, dims: Tuple[int, ...], dtype: DTypeLike) -> Any:
     """``full`` as an array: a scalar converted to the dtype, or an array that
     broadcasts to ``dims``."""
     if np.ndim(full) == 0:
@@ -362,7 +435,7 @@ def _fill_value(full, dims, dtype):
     return full
 
 
-def _renamed(exc, msg):
+def _renamed(exc: BaseException, msg: str) -> BaseException:
     """An exception like ``exc`` (same class, errno and status) with message ``msg``."""
     try:
         new = type(exc)(exc.errno, msg) if isinstance(exc, OSError) and exc.errno else type(exc)(msg)
@@ -373,31 +446,68 @@ def _renamed(exc, msg):
     return new
 
 
+@overload
+def attach(name: Name, ro: bool = ..., *, read_only: Optional[bool] = ...,
+           validate_shape: Optional[ShapePattern] = ..., validate_dtype: Optional[DTypeLike] = ...,
+           timeout: Optional[SupportsFloat] = ..., populate: bool = ..., raise_on_error: Literal[True] = ...,
+           allow_other_owner: bool = ..., follow_symlinks: bool = ...) -> NDArray: ...
+@overload
+def attach(name: Name, ro: bool = ..., *, read_only: Optional[bool] = ...,
+           validate_shape: Optional[ShapePattern] = ..., validate_dtype: Optional[DTypeLike] = ...,
+           timeout: Optional[SupportsFloat] = ..., populate: bool = ..., raise_on_error: bool,
+           allow_other_owner: bool = ..., follow_symlinks: bool = ...) -> Optional[NDArray]: ...
 def attach(
-    name,
-    ro=False,
+    name: Name,
+    ro: bool = False,
     *,
-    read_only=None,
-    validate_shape=None,
-    validate_dtype=None,
-    timeout=None,
-    populate=False,
-    raise_on_error=True,
-    allow_other_owner=False,
-    follow_symlinks=False,
-):
-    """Attach an existing array (ndshm v1 or SharedArray) as a numpy array, no copy.
+    read_only: Optional[bool] = None,
+    validate_shape: Optional[ShapePattern] = None,
+    validate_dtype: Optional[DTypeLike] = None,
+    timeout: Optional[SupportsFloat] = None,
+    populate: bool = False,
+    raise_on_error: bool = True,
+    allow_other_owner: bool = False,
+    follow_symlinks: bool = False,
+) -> Optional[NDArray]:
+    """Attach an existing array (ndshm's format or SharedArray's) as a numpy array, no copy.
 
-    ``ro``/``read_only``: map read-only (writes are impossible, not just flagged).
-    ``validate_shape`` (a tuple; ``-1`` or None entries accept any length) and
-    ``validate_dtype`` raise ``ValueError`` naming expected and found values.
-    ``timeout`` (seconds): wait for an array that does not exist yet or is still being
-    initialised; ``TimeoutError`` after that, ``OwnerDiedError`` at once if its creator
-    dies. ``raise_on_error=False`` returns None when the array is missing, not ready or
-    the wait timed out (other errors still raise).
-    ``allow_other_owner``: accept an array owned by another user (refused by default
-    with ``PermissionError``: its owner could truncate it under you, and anyone can take
-    a name in /dev/shm first). ``follow_symlinks``: follow a symbolic link at the name.
+    Every segment is validated before it is mapped: a corrupt or foreign file is a
+    ``FormatError``, never a crash.
+
+    Args:
+        name: as for :func:`create`.
+        ro: map read-only: writes are impossible (the mapping is ``PROT_READ``), not just
+            flagged.
+        read_only: the same as ``ro`` (cdxcore's spelling); wins when given.
+        validate_shape: the shape the array must have; ``None`` or ``-1`` entries accept
+            any length in that dimension.
+        validate_dtype: the dtype the array must have.
+        timeout: seconds to wait for an array that does not exist yet or is still being
+            made (``None``: do not wait; negative or ``math.inf``: no limit).
+        populate: fault the pages in now (``MAP_POPULATE``).
+        raise_on_error: ``False`` returns None when the array is missing, not ready, or
+            the wait timed out (other errors still raise).
+        allow_other_owner: accept an array owned by another user. Refused by default:
+            its owner could truncate it under you (SIGBUS), and anyone can take a name in
+            ``/dev/shm`` first.
+        follow_symlinks: follow a symbolic link at the name (refused by default).
+
+    Returns:
+        A ``numpy.ndarray`` over the shared memory (read-only if ``ro``), whose ``base``
+        is a :class:`SharedMemoryBase`; None as described for ``raise_on_error``.
+
+    Raises:
+        FileNotFoundError: no array has that name.
+        ValueError: a bad name, or the shape or dtype differs from ``validate_shape`` /
+            ``validate_dtype`` (the message names both).
+        TimeoutError: ``timeout`` passed before the array was ready.
+        NotReadyError: its creator is still making it (without ``timeout``).
+        OwnerDiedError: its creator died before finishing it.
+        FormatError: the file is not an array (corrupt, truncated, foreign, a FIFO...).
+        PermissionError: another user's array or a symbolic link (see the keywords), or
+            no permission to open it.
+        OverflowError: ``timeout`` is too large for the C call.
+        OSError: another system error, with its errno.
     """
     readonly = bool(ro) if read_only is None else bool(read_only)
     flags = (_lib.SA_READONLY if readonly else 0) | (_lib.SA_POPULATE if populate else 0)
@@ -420,12 +530,23 @@ def attach(
     return _wrap(h)
 
 
-def delete(name, missing_ok=False, *, in_progress=False):
-    """Remove an array's name. Arrays already attached stay valid. Refuses to remove a
-    file that is not an array (``FormatError``), a symbolic link, or a file this process
-    cannot read to check (``PermissionError``). ``missing_ok``: no error if absent.
-    ``in_progress``: also remove an array whose live creator is still initialising it
-    (else ``NotReadyError``)."""
+def delete(name: Name, missing_ok: bool = False, *, in_progress: bool = False) -> None:
+    """Remove an array's name. Arrays already attached stay valid; the memory is freed
+    when the last one is released.
+
+    Args:
+        name: as for :func:`create`.
+        missing_ok: no error if there is no such array.
+        in_progress: also remove an array whose live creator is still making it.
+
+    Raises:
+        FileNotFoundError: no array has that name (unless ``missing_ok``).
+        FormatError: the file is not an array: it is left alone.
+        NotReadyError: its creator is still making it (without ``in_progress``).
+        PermissionError: a symbolic link, or a file this process cannot read to check.
+        ValueError: a bad name.
+        OSError: another system error, with its errno.
+    """
     flags = _lib.SA_DELETE_IN_PROGRESS if in_progress else 0
     try:
         lib.sa_delete_ex(_name(name), flags)
@@ -434,34 +555,43 @@ def delete(name, missing_ok=False, *, in_progress=False):
             raise
 
 
-ArrayDesc = collections.namedtuple(
-    "ArrayDesc",
-    [
-        "name",
-        "dtype",
-        "dims",
-        "order",
-        "format",
-        "nbytes",
-        "capacity",
-        "state",
-        "creator_pid",
-        "creator_alive",
-        "created_ns",
-        "mode",
-        "uid",
-        "host",
-        "backend",
-    ],
-)
-ArrayDesc.__doc__ = """One array: ``name`` (with scheme), ``dtype`` (numpy dtype), ``dims``
-(shape tuple), ``order`` ('C'/'F'), ``format`` ('v1', 'sharedarray-np1/np2'), ``nbytes``,
-``capacity``, ``state`` ('ready'/'initialising'), ``creator_pid``, ``creator_alive``
-(True/False/None if unknown), ``created_ns``, ``mode``, ``uid``, ``host``, ``backend``
-('shm'/'file'). The first three fields are SharedArray's ``ArrayDesc``."""
+class ArrayDesc(NamedTuple):
+    """One array, as :func:`list` and :func:`info` describe it. The first three fields
+    are SharedArray's ``ArrayDesc``."""
+
+    #: The name with its scheme, e.g. ``"shm://x"``: it attaches as printed.
+    name: str
+    #: The element type.
+    dtype: np.dtype[Any]
+    #: The shape.
+    dims: Tuple[int, ...]
+    #: ``"C"`` (row-major) or ``"F"`` (column-major).
+    order: str
+    #: ``"v1"`` (ndshm), ``"sharedarray-np1"`` or ``"sharedarray-np2"``.
+    format: str
+    #: Bytes of data.
+    nbytes: int
+    #: Bytes reserved for data (at least ``nbytes``).
+    capacity: int
+    #: ``"ready"``, or ``"initialising"`` while its creator is still making it.
+    state: str
+    #: The creating process's pid (None if unknown, e.g. SharedArray's format).
+    creator_pid: Optional[int]
+    #: Whether the creator still runs (None if unknown or on another host).
+    creator_alive: Optional[bool]
+    #: Creation time, nanoseconds since the epoch.
+    created_ns: int
+    #: The file's permission bits.
+    mode: int
+    #: The owner's user id.
+    uid: int
+    #: The creating host's name.
+    host: str
+    #: ``"shm"`` or ``"file"``.
+    backend: str
 
 
-def _desc(e):
+def _desc(e: Any) -> ArrayDesc:
     typestr = lib.sa_dtype_str(e.dtype)
     if typestr is None:  # the library lists only arrays it can read: not expected
         raise FormatError(f"{e.name!r}: dtype code {e.dtype} unknown to the library")
@@ -484,10 +614,22 @@ def _desc(e):
     )
 
 
-def list(where=None):  # noqa: A001 - SharedArray's name
-    """The arrays in shared memory (``/dev/shm``, and ``NDSHM_DIR`` when set), or in the
-    directory ``where``, as :class:`ArrayDesc` sorted by name. Files that are not arrays
-    are skipped."""
+def list(where: Optional[PathLike] = None) -> List[ArrayDesc]:  # noqa: A001 - SharedArray's name
+    """List the arrays in shared memory, or in a directory.
+
+    Args:
+        where: a directory; default: ``/dev/shm``, and ``$NDSHM_DIR`` when it is set.
+            Files that are not arrays are skipped.
+
+    Returns:
+        An :class:`ArrayDesc` per array, sorted by name; each name attaches as printed.
+
+    Raises:
+        FileNotFoundError: ``where`` does not exist.
+        PermissionError: ``where`` cannot be read.
+        ValueError: ``where`` contains a NUL byte.
+        OSError: another system error, with its errno.
+    """
     entries = ctypes.POINTER(_lib.sa_list_entry)()
     count = ctypes.c_size_t()
     w = None if where is None else _no_nul(os.fsencode(where), "directory", where)
@@ -498,8 +640,22 @@ def list(where=None):  # noqa: A001 - SharedArray's name
         lib.sa_list_free(entries, count)
 
 
-def info(name):
-    """Describe one array (an :class:`ArrayDesc`) without mapping its data."""
+def info(name: Name) -> ArrayDesc:
+    """Describe one array without mapping its data.
+
+    Args:
+        name: as for :func:`create`.
+
+    Returns:
+        Its :class:`ArrayDesc`.
+
+    Raises:
+        FileNotFoundError: no array has that name.
+        FormatError: the file is not an array.
+        PermissionError: it cannot be read.
+        ValueError: a bad name.
+        OSError: another system error, with its errno.
+    """
     entry = ctypes.POINTER(_lib.sa_list_entry)()
     lib.sa_info(_name(name), ctypes.byref(entry))
     try:
@@ -508,8 +664,16 @@ def info(name):
         lib.sa_list_free(entry, 1)
 
 
-def base_of(array):
-    """The :class:`SharedMemoryBase` behind an array or view, or None."""
+def base_of(array: Any) -> Optional[SharedMemoryBase]:
+    """The mapping behind an array or any view of it.
+
+    Args:
+        array: any object; numpy arrays are followed through their ``base`` chain.
+
+    Returns:
+        The :class:`SharedMemoryBase`, or None when ``array`` is not over an ndshm
+        mapping. Never raises.
+    """
     b = array
     while b is not None:
         if isinstance(b, SharedMemoryBase):
@@ -518,9 +682,16 @@ def base_of(array):
     return None
 
 
-def is_shared(array):
-    """True when ``array`` (or the array it views) lies in an ndshm mapping that is
-    still mapped: checks the base object and that the data pointer is inside it."""
+def is_shared(array: Any) -> bool:
+    """Whether ``array`` lies in an ndshm mapping that is still mapped.
+
+    Args:
+        array: any object.
+
+    Returns:
+        True when ``array`` is a numpy array (or view) whose base is an ndshm mapping and
+        whose data lies inside it; False otherwise. Never raises.
+    """
     if not isinstance(array, np.ndarray):
         return False
     b = base_of(array)
@@ -531,3 +702,4 @@ def is_shared(array):
     start = array.__array_interface__["data"][0]
     lo, hi = np.byte_bounds(array) if hasattr(np, "byte_bounds") else np.lib.array_utils.byte_bounds(array)
     return b._addr <= start and lo >= b._addr and hi <= b._addr + b._size
+

@@ -10,15 +10,31 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "bindings" / "python"))
 
-if "NDSHM_LIBRARY" not in os.environ:
-    # The library the Makefile just built; `pip install` users get the bundled copy.
-    for profile in ("release", "debug"):
-        cand = ROOT / "target" / profile / "libndshm.so"
-        if cand.exists():
-            os.environ["NDSHM_LIBRARY"] = str(cand)
-            break
+# NDSHM_TEST_INSTALLED=1: test the package as installed (a wheel in a fresh venv, see
+# tests/py/test_python_dist.py), with its bundled library and nothing from the source
+# tree; otherwise the source tree with the library the Makefile just built.
+INSTALLED = os.environ.get("NDSHM_TEST_INSTALLED") == "1"
+if INSTALLED:
+    if "NDSHM_LIBRARY" in os.environ:
+        raise RuntimeError("NDSHM_TEST_INSTALLED=1 tests the bundled library: unset NDSHM_LIBRARY")
+    import ndshm._lib
+
+    if pathlib.Path(ndshm.__file__).resolve().is_relative_to(ROOT):
+        raise RuntimeError(f"NDSHM_TEST_INSTALLED=1 but ndshm comes from the source tree: {ndshm.__file__}")
+    LIBRARY = ndshm._lib._library_path()
+    PKG_PATH = ""  # child processes import the installed package too
+else:
+    PKG_PATH = str(ROOT / "bindings" / "python")
+    sys.path.insert(0, PKG_PATH)
+    if "NDSHM_LIBRARY" not in os.environ:
+        # The library the Makefile just built; `pip install` users get the bundled copy.
+        for profile in ("release", "debug"):
+            cand = ROOT / "target" / profile / "libndshm.so"
+            if cand.exists():
+                os.environ["NDSHM_LIBRARY"] = str(cand)
+                break
+    LIBRARY = os.environ.get("NDSHM_LIBRARY", "")
 
 _counter = itertools.count()
 
@@ -44,7 +60,7 @@ def uname():
 @pytest.fixture(scope="session")
 def c_tool(tmp_path_factory):
     """Compiles tests/c/sa_tool.c and examples-c/consumer.c; returns {name: path}."""
-    lib = pathlib.Path(os.environ["NDSHM_LIBRARY"]).resolve()
+    lib = pathlib.Path(LIBRARY).resolve()
     out = tmp_path_factory.mktemp("c")
     libdir = out / "lib"
     libdir.mkdir()
@@ -67,5 +83,5 @@ def c_tool(tmp_path_factory):
 
 def run_python(code, *args, env=None):
     """Runs a separate Python process with the same ndshm; returns CompletedProcess."""
-    e = dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python"), **(env or {}))
+    e = dict(os.environ, PYTHONPATH=PKG_PATH, **(env or {}))
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=e)

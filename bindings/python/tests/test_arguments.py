@@ -16,7 +16,7 @@ import pytest
 import ndshm
 import ndshm.compat.cdxcore as cdx
 import ndshm.compat.sharedarray as nsa
-from conftest import ROOT, run_python
+from conftest import PKG_PATH, run_python
 
 ATTACH_AND_PRINT = "import ndshm, sys; print(ndshm.attach(sys.argv[1]).tolist())"
 
@@ -112,7 +112,7 @@ def test_an_infinite_timeout_waits_for_another_process(uname):
     n = uname()
     code = "import ndshm, sys, time; time.sleep(0.3); ndshm.create(sys.argv[1], 2, full=5.0)"
     p = subprocess.Popen([sys.executable, "-c", code, n],
-                         env=dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python")))
+                         env=dict(os.environ, PYTHONPATH=PKG_PATH))
     # Should the child fail, unblock the wait after a minute (and fail on the values).
     rescue = threading.Timer(60, lambda: ndshm.create(n, 2, full=-1.0, raise_on_error=False))
     rescue.start()

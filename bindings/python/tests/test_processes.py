@@ -64,10 +64,10 @@ print(b.sum(), flush=True)
 b[0] = 10
 print(b.sum(), flush=True)
 """
-    from conftest import ROOT
+    from conftest import PKG_PATH
     import os, sys
     p = subprocess.Popen([sys.executable, "-c", code, n], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python")))
+                         text=True, env=dict(os.environ, PYTHONPATH=PKG_PATH))
     assert p.stdout.readline().strip() == "attached"
     ndshm.delete(n)
     with pytest.raises(FileNotFoundError):

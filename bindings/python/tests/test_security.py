@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import ndshm
-from conftest import ROOT
+from conftest import LIBRARY, ROOT
 
 OTHER_UID = 54321
 
@@ -26,7 +26,7 @@ def tool_for_anyone(tmp_path_factory):
     d = pathlib.Path(tempfile.mkdtemp(prefix="ndshm-anyone-"))
     try:
         os.chmod(d, 0o755)
-        lib = pathlib.Path(os.environ["NDSHM_LIBRARY"]).resolve()
+        lib = pathlib.Path(LIBRARY).resolve()
         soname = subprocess.run(
             ["readelf", "-d", str(lib)], capture_output=True, text=True, check=True
         ).stdout.split("Library soname: [")[1].split("]")[0]

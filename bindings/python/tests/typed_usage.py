@@ -1,0 +1,99 @@
+"""A user's script that calls every public function of the package, written as a
+strictly typed program would be. tests/test_typing.py runs `mypy --strict` on it (so the
+package's annotations must be complete and right for users) and runs it (so it is real).
+
+When you add a public function, class or compat module, call it here: a test checks that
+every public name of ndshm, ndshm.compat.* appears in this file.
+
+    python typed_usage.py NAME     (a bare shm name this script may create and delete)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+import ndshm
+import ndshm.compat.cdxcore as cdx
+import ndshm.compat.sharedarray as sa
+
+
+def main(name: str) -> None:
+    version: str = ndshm.__version__
+    assert version
+
+    # ndshm's own API.
+    a: npt.NDArray[np.float64] = ndshm.create(
+        "shm://" + name, (2, 3), np.float64, order="F", force=False, sparse=False, populate=False,
+        hugepages=False, share="owner", format="ndshm", full=1.5, raise_on_error=True)
+    maybe: Optional[npt.NDArray[np.float64]] = ndshm.create(name, 3, raise_on_error=False)
+    assert maybe is None, "the name exists"
+    b = ndshm.attach(name, True, validate_shape=(2, None), validate_dtype="f8", timeout=1.0,
+                     populate=False, allow_other_owner=False, follow_symlinks=False)
+    c: Optional[npt.NDArray[np.float64]] = ndshm.attach(name + "-missing", raise_on_error=False)
+    assert c is None
+    total: float = float(b.sum())
+    assert total == 9.0
+    shared: bool = ndshm.is_shared(b[1:])
+    assert shared
+    base: Optional[ndshm.SharedMemoryBase] = ndshm.base_of(b)
+    assert base is not None
+    label: str = base.name
+    addr: int = base.addr
+    size: int = base.size
+    readonly: bool = base.readonly
+    fmt: str = base.format
+    assert label == "shm://" + name and addr and size == 48 and readonly and fmt == "v1"
+    base.msync(ndshm.MS_SYNC | ndshm.MS_INVALIDATE)
+    base.msync(ndshm.MS_ASYNC)
+    base.mlock()
+    base.munlock()
+    desc: ndshm.ArrayDesc = ndshm.info(name)
+    dims: Tuple[int, ...] = desc.dims
+    alive: Optional[bool] = desc.creator_alive
+    pid: Optional[int] = desc.creator_pid
+    assert dims == (2, 3) and desc.order == "F" and desc.dtype == np.float64 and alive and pid
+    listing: List[ndshm.ArrayDesc] = ndshm.list()
+    assert any(d.name == "shm://" + name for d in listing)
+    in_dir: List[ndshm.ArrayDesc] = ndshm.list(os.environ.get("NDSHM_DIR", "/dev/shm"))
+    assert isinstance(in_dir, list)
+    try:
+        ndshm.attach(name, validate_shape=(3, 3))
+    except ValueError as e:
+        message: str = str(e)
+        assert "shape" in message
+    for exc in (ndshm.FormatError, ndshm.NotReadyError, ndshm.OwnerDiedError):
+        err: ndshm.NdshmError = exc("x")
+        assert isinstance(err, OSError)
+    ndshm.delete(name)
+    ndshm.delete(name, missing_ok=True, in_progress=False)
+
+    # SharedArray's API.
+    s = sa.create("shm://" + name, np.array([2, 2]), dtype="bool")
+    s[0, 0] = True
+    t = sa.attach("shm://" + name, ro=True)
+    assert t.base is not None and ndshm.base_of(t) is not None
+    descs: Tuple[sa.ArrayDesc, ...] = sa.list()
+    assert sa.ArrayDesc(name.encode(), np.bool_, (2, 2)) in descs
+    flags: int = sa.MS_SYNC | sa.MS_ASYNC | sa.MS_INVALIDATE
+    assert flags
+    sa.delete(name)
+
+    # cdxcore.npshm's API.
+    x = cdx.create_shared_array(name, [4], np.int32, full=7, force=False, track=None, unlink=False)
+    y: Optional[npt.NDArray[np.int32]] = cdx.create_shared_array(name, [4], np.int32, raise_on_error=False)
+    assert y is None
+    z = cdx.attach_shared_array(name, validate_shape=[4], validate_dtype=np.int32, read_only=True)
+    w = cdx.attach_shared_array(name + "-missing", raise_on_error=False)
+    assert w is None and int(z.sum()) == 28 and cdx.is_shared_array(x)
+    gone: bool = cdx.delete_shared_array(name, raise_on_error=True)
+    assert gone
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
+    print("typed usage ok")
