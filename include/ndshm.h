@@ -128,6 +128,43 @@
 #define SA_FORMAT_SHAREDARRAY_NPY2 3
 
 /**
+ * `sa_format`: a numpy `.npy` file mapped in place (an `npy://PATH` name).
+ */
+#define SA_FORMAT_NPY 4
+
+/**
+ * `sa_load` file format: numpy `.npy` (format 1.0, 2.0, 3.0; C or Fortran order; data
+ * in the other byte order is converted to this machine's while loading).
+ */
+#define SA_FILE_NPY 1
+
+/**
+ * `sa_load` file format: cdxcore's npio (big-endian header, C-order native data).
+ */
+#define SA_FILE_NPIO 2
+
+/**
+ * `*outcome` of an open-or-create: the array existed (or another process made it
+ * meanwhile) and was attached.
+ */
+#define SA_ATTACHED 0
+
+/**
+ * `*outcome` of an open-or-create: this call created (and filled) the array.
+ */
+#define SA_CREATED 1
+
+/**
+ * Load / open-or-create: fail with `SA_ERR_EXISTS` instead of attaching an existing array.
+ */
+#define SA_EXCLUSIVE (1 << 15)
+
+/**
+ * Raw files (`sa_load_raw`): the data is in Fortran order.
+ */
+#define SA_RAW_ORDER_F (1 << 0)
+
+/**
  * List entry backend: POSIX shared memory.
  */
 #define SA_BACKEND_SHM 0
@@ -728,6 +765,97 @@ int sa_munlock(struct sa_array *arr);
  * `arr` is NULL or a live handle; `out` is NULL or writable.
  */
 int sa_describe(const struct sa_array *arr, struct sa_desc *out);
+
+/**
+ * Loads the data file `path` (`SA_FILE_NPY` or `SA_FILE_NPIO`) into the shared array
+ * `name`, or attaches it when an array of that name already exists with the file's
+ * shape, dtype and order: however many processes call this at once, exactly one reads
+ * the file; the others wait until it is complete (at most `timeout_ms`; negative: no
+ * limit) and attach. Nobody ever sees partial data. If the loading process dies, a
+ * waiting one takes over and loads. `*outcome` (if not NULL) says which happened:
+ * `SA_CREATED` or `SA_ATTACHED`.
+ *
+ * `row_start`/`row_end`: only rows `[row_start, row_end)` of axis 0 (`row_start`
+ * negative: the whole array). `flags`: `SA_SHARE_GROUP`/`SA_SHARE_ALL`, `SA_HUGEPAGES`,
+ * `SA_POPULATE`, `SA_SPARSE` (for a new array), `SA_READONLY`, `SA_ALLOW_OTHER_OWNER`,
+ * `SA_FOLLOW_SYMLINKS` (for the handle and an existing array), `SA_FORCE` (load a fresh
+ * copy and replace any existing array atomically), `SA_EXCLUSIVE` (an existing array is
+ * `SA_ERR_EXISTS`).
+ *
+ * Returns `SA_OK`; `SA_ERR_FORMAT` (bad magic, a header that is not a dict, a shape that
+ * does not match the file size, a file truncated while loading); `SA_ERR_UNSUPPORTED`
+ * (object, string, structured or datetime dtypes, an unknown format version);
+ * `SA_ERR_INVALID` (rows outside the array, NULL, bad flags); `SA_ERR_MISMATCH` (an
+ * existing array differs); `SA_ERR_EXISTS` (with `SA_EXCLUSIVE`); `SA_ERR_TIMEOUT`;
+ * `SA_ERR_NO_SPACE`; `SA_ERR_NOT_FOUND` (no such file); `SA_ERR_PERMISSION`; `SA_ERR_IO`.
+ *
+ * # Safety
+ * `path` and `name` are NULL or NUL-terminated strings; `out` is NULL or writable;
+ * `outcome` is NULL or writable.
+ */
+int sa_load(const char *path,
+            int32_t format,
+            const char *name,
+            int64_t row_start,
+            int64_t row_end,
+            uint32_t flags,
+            int64_t timeout_ms,
+            struct sa_array **out,
+            int32_t *outcome);
+
+/**
+ * Like `sa_load` for a raw binary file: `ndim` dimensions `shape[0..ndim]` of `dtype`
+ * starting at byte `offset`, in this machine's byte order, C order (or Fortran order
+ * with `SA_RAW_ORDER_F` in `flags`).
+ *
+ * # Safety
+ * As `sa_load`; `shape` is NULL or points to `ndim` `int64_t`.
+ */
+int sa_load_raw(const char *path,
+                uint64_t offset,
+                int32_t ndim,
+                const int64_t *shape,
+                sa_dtype dtype,
+                const char *name,
+                int64_t row_start,
+                int64_t row_end,
+                uint32_t flags,
+                int64_t timeout_ms,
+                struct sa_array **out,
+                int32_t *outcome);
+
+/**
+ * Attaches the array `name` when it exists with this shape and dtype (C order, or
+ * Fortran order with `SA_ORDER_F`), or creates it zero-filled: however many processes
+ * call this at once, exactly one creates it. `flags` and `timeout_ms` as for `sa_load`
+ * (plus `SA_ORDER_F`); `*outcome` (if not NULL) is `SA_CREATED` or `SA_ATTACHED`.
+ *
+ * # Safety
+ * `name` is NULL or a NUL-terminated string; `shape` is NULL or points to `ndim`
+ * `int64_t`; `out` is NULL or writable; `outcome` is NULL or writable.
+ */
+int sa_open_or_create(const char *name,
+                      int32_t ndim,
+                      const int64_t *shape,
+                      sa_dtype dtype,
+                      uint32_t flags,
+                      int64_t timeout_ms,
+                      struct sa_array **out,
+                      int32_t *outcome);
+
+/**
+ * Writes the array (or rows `[row_start, row_end)` of axis 0; `row_start` negative: all)
+ * to the `.npy` file `path`, atomically: a temporary file in the same directory is
+ * written, synced and renamed over `path`, so readers see the old file or the complete
+ * new one. `numpy.load` reads it.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, rows outside the array), `SA_ERR_NO_SPACE`,
+ * `SA_ERR_PERMISSION`, `SA_ERR_NOT_FOUND` (no such directory), `SA_ERR_IO`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `path` is NULL or a NUL-terminated string.
+ */
+int sa_save(const struct sa_array *arr, const char *path, int64_t row_start, int64_t row_end);
 
 /**
  * Parses a numpy type string or name (`"<f8"`, `"f8"`, `"float64"`, `"|u1"`, `"?"`)

@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${FUZZ_SECONDS:-20}
-read -r -a targets <<<"${FUZZ_TARGETS:-v1_header sharedarray_trailer name shape}"
+read -r -a targets <<<"${FUZZ_TARGETS:-v1_header sharedarray_trailer name shape npy_header}"
 
 unavailable() {
   if [[ ${FUZZ_OPTIONAL:-} == 1 ]]; then
@@ -39,6 +39,7 @@ max_len() {
     sharedarray_trailer) echo 1024 ;;  # 8-byte file size + the last 548 bytes
     name) echo 4200 ;;                 # past the 4095-byte path limit
     shape) echo 512 ;;                 # item size + 40 dimensions, 8 bytes each
+    npy_header) echo 1024 ;;           # a selector byte + a short header dict
     *) echo 4096 ;;
   esac
 }

@@ -37,6 +37,8 @@ pub struct ArrayName {
     canonical: String,
     backend: Backend,
     redirected: bool,
+    /// An `npy://PATH` name: an existing `.npy` file mapped in place.
+    npy: bool,
 }
 
 /// The directory `shm://` names are redirected to, if any (`NDSHM_DIR`, else
@@ -76,7 +78,11 @@ impl ArrayName {
 
     /// Parses `name`, redirecting `shm://` names into `dir` when given.
     pub fn parse_with(name: &str, dir: Option<&Path>) -> Result<ArrayName> {
-        if let Some(path) = name.strip_prefix("file://") {
+        let file = name
+            .strip_prefix("file://")
+            .map(|p| (p, false))
+            .or_else(|| name.strip_prefix("npy://").map(|p| (p, true)));
+        if let Some((path, npy)) = file {
             if path.is_empty() {
                 return Err(Error::invalid(format!(
                     "invalid array name {name:?}: the path is empty"
@@ -102,13 +108,14 @@ impl ArrayName {
                 canonical: name.to_string(),
                 backend: Backend::File(PathBuf::from(path)),
                 redirected: false,
+                npy,
             });
         }
         let shm = if let Some(n) = name.strip_prefix("shm://") {
             n
         } else if let Some(pos) = name.find("://") {
             return Err(Error::invalid(format!(
-                "invalid array name {name:?}: unknown scheme {:?} (use shm:// or file://)",
+                "invalid array name {name:?}: unknown scheme {:?} (use shm://, file:// or npy://)",
                 &name[..pos]
             )));
         } else {
@@ -123,11 +130,13 @@ impl ArrayName {
                 canonical,
                 backend: Backend::File(d.join(shm)),
                 redirected: true,
+                npy: false,
             },
             None => ArrayName {
                 canonical,
                 backend: Backend::Shm(shm.to_string()),
                 redirected: false,
+                npy: false,
             },
         })
     }
@@ -140,6 +149,12 @@ impl ArrayName {
     /// Where the bytes live.
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// True for an `npy://PATH` name: an existing numpy `.npy` file mapped in place (no
+    /// copy), not an array ndshm creates or deletes.
+    pub fn is_npy(&self) -> bool {
+        self.npy
     }
 
     /// True when a `shm://` name was redirected into `NDSHM_DIR` / `JOB_SHMTMPDIR`.
@@ -195,11 +210,13 @@ impl ArrayName {
                 canonical: format!("shm://{name}"),
                 backend: Backend::Shm(name.to_string()),
                 redirected: false,
+                npy: false,
             }),
             ListedDir::Redirect => Some(ArrayName {
                 canonical: format!("shm://{name}"),
                 backend: Backend::File(dir.join(name)),
                 redirected: true,
+                npy: false,
             }),
             ListedDir::Files => {
                 let path = dir.join(name);
@@ -209,6 +226,7 @@ impl ArrayName {
                     canonical: format!("file://{s}"),
                     backend: Backend::File(path),
                     redirected: false,
+                    npy: false,
                 })
             }
         }

@@ -172,6 +172,9 @@ pub(crate) fn read(name: &ArrayName, file: &File, size: u64) -> Result<Segment> 
 /// Like [`read`], but tells a damaged v1 segment apart from a file that is not an array.
 pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspected> {
     let rd = |e| Error::os(format!("{name}: read"), e);
+    if name.is_npy() {
+        return read_npy(name, file, size).map(Inspected::Array);
+    }
     if size == 0 {
         return Err(Error::format(format!(
             "{name}: the file is empty, not an array (arrays get their name only once \
@@ -211,6 +214,42 @@ pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspec
             "{name}: not an ndshm or SharedArray segment"
         ))),
     }
+}
+
+/// An `npy://` name: the `.npy` header, the data checked against the file size.
+fn read_npy(name: &ArrayName, file: &File, size: u64) -> Result<Segment> {
+    let rd = |e| Error::os(format!("{name}: read"), e);
+    let mut prefix = [0u8; 12];
+    let n = sys::pread_full(file, &mut prefix, 0).map_err(rd)?;
+    let len = crate::npy::npy_header_len(&prefix[..n]).map_err(|e| e.context(name))?;
+    let mut head = vec![0u8; len];
+    let n = sys::pread_full(file, &mut head, 0).map_err(rd)?;
+    let fa = crate::npy::parse_npy(&head[..n]).map_err(|e| e.context(name))?;
+    if fa.swap_bytes {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{name}: the file's data is in the other byte order, so it cannot be used in \
+                 place; load it into shared memory instead (loading converts it)"
+            ),
+        ));
+    }
+    let geometry = Geometry {
+        dtype: fa.dtype,
+        order: fa.order,
+        shape: fa.shape,
+        nbytes: fa.nbytes,
+        capacity: fa.nbytes,
+        data_offset: fa.data_offset,
+    };
+    geometry.check_fits(size).map_err(|e| e.context(name))?;
+    Ok(Segment {
+        format: SegmentFormat::Npy,
+        geometry,
+        state: State::Ready,
+        creator: None,
+        created_ns: 0,
+    })
 }
 
 /// The magic, the major version and this machine's byte-order tag: enough to know a
@@ -300,6 +339,12 @@ fn host_suffix(c: &Creator) -> String {
 /// replacement, a valid order of the two).
 pub(crate) fn remove(name: &ArrayName, opts: &DeleteOptions) -> Result<()> {
     let path = name.path();
+    if name.is_npy() {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("{name}: an npy:// name maps a .npy file in place; ndshm does not delete it"),
+        ));
+    }
     let refuse = |why: String| {
         Error::format(format!(
             "{name}: {why}; refusing to delete it (ndshm deletes arrays only)"
@@ -419,6 +464,15 @@ impl<'n> Writer<'n> {
     /// (the umask cannot remove bits). Where `O_TMPFILE` is unavailable, the file gets
     /// a unique temporary name instead (`.ndshm-tmp.PID.N`), never the array's name.
     pub fn begin(name: &'n ArrayName, mode: u32) -> Result<Self> {
+        if name.is_npy() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{name}: npy:// names map existing .npy files in place; create arrays under \
+                     shm:// or file:// names, or write a .npy file with save"
+                ),
+            ));
+        }
         let (dir, _) = name.dir_and_file();
         let create_err = |e: io::Error| match e.raw_os_error() {
             Some(libc::ENOENT) | Some(libc::ENOTDIR) => Error::os(

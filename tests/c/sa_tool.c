@@ -210,6 +210,36 @@ static int cmd_check_bytes(char **argv) {
     return 0;
 }
 
+/* This process's bytes read so far (rchar in /proc/self/io: read, pread and sendfile). */
+static unsigned long long rchar(void) {
+    FILE *f = fopen("/proc/self/io", "r");
+    unsigned long long v = 0;
+    char key[64];
+    unsigned long long x;
+    while (f && fscanf(f, "%63[^:]: %llu\n", key, &x) == 2)
+        if (strcmp(key, "rchar") == 0) v = x;
+    if (f) fclose(f);
+    return v;
+}
+
+/* load PATH NAME TIMEOUT_MS: open-or-create from a .npy file; print the outcome, the
+ * bytes this process read meanwhile, and a checksum (sum of the 8-byte words). */
+static int cmd_load(char **argv) {
+    sa_array *a;
+    int32_t outcome = -1;
+    unsigned long long before = rchar();
+    int rc = sa_load(argv[0], SA_FILE_NPY, argv[1], -1, -1, 0, atoll(argv[2]), &a, &outcome);
+    unsigned long long read = rchar() - before;
+    if (rc) return fail("load", rc);
+    const unsigned long long *x = sa_data(a);
+    unsigned long long sum = 0;
+    for (size_t k = 0; k < sa_nbytes(a) / 8; k++) sum += x[k];
+    printf("%s read %llu sum %llu nbytes %zu\n", outcome == SA_CREATED ? "created" : "attached",
+           read, sum, sa_nbytes(a));
+    sa_release(a);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct { const char *name; int nargs; int (*f)(char **); } cmds[] = {
         {"create", 3, cmd_create},         {"verify", 1, cmd_verify},
@@ -218,7 +248,7 @@ int main(int argc, char **argv) {
         {"mlock", 1, cmd_mlock},           {"info", 1, cmd_info},
         {"status", 1, cmd_status},         {"attach-flags", 3, cmd_attach_flags},
         {"delete", 2, cmd_delete},         {"create-bytes", 4, cmd_create_bytes},
-        {"check-bytes", 3, cmd_check_bytes},
+        {"check-bytes", 3, cmd_check_bytes}, {"load", 3, cmd_load},
     };
     for (size_t i = 0; argc > 1 && i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(argv[1], cmds[i].name) == 0) {

@@ -44,6 +44,13 @@ __all__ = [
     "SA_FORMAT_V1",
     "SA_FORMAT_SHAREDARRAY_NPY1",
     "SA_FORMAT_SHAREDARRAY_NPY2",
+    "SA_FORMAT_NPY",
+    "SA_FILE_NPY",
+    "SA_FILE_NPIO",
+    "SA_ATTACHED",
+    "SA_CREATED",
+    "SA_EXCLUSIVE",
+    "SA_RAW_ORDER_F",
     "SA_BACKEND_SHM",
     "SA_BACKEND_FILE",
     "SA_STATE_INITIALISING",
@@ -112,6 +119,13 @@ SA_MAX_NDIM = 32
 SA_FORMAT_V1 = 1
 SA_FORMAT_SHAREDARRAY_NPY1 = 2
 SA_FORMAT_SHAREDARRAY_NPY2 = 3
+SA_FORMAT_NPY = 4
+SA_FILE_NPY = 1
+SA_FILE_NPIO = 2
+SA_ATTACHED = 0
+SA_CREATED = 1
+SA_EXCLUSIVE = 32768
+SA_RAW_ORDER_F = 1
 SA_BACKEND_SHM = 0
 SA_BACKEND_FILE = 1
 SA_STATE_INITIALISING = 0
@@ -228,6 +242,51 @@ DECLARATIONS = {
     "sa_mlock": (c_int, [c_void_p]),
     "sa_munlock": (c_int, [c_void_p]),
     "sa_describe": (c_int, [c_void_p, POINTER(sa_desc)]),
+    "sa_load": (
+        c_int,
+        [
+            c_char_p,
+            c_int32,
+            c_char_p,
+            c_int64,
+            c_int64,
+            c_uint32,
+            c_int64,
+            POINTER(c_void_p),
+            POINTER(c_int32),
+        ],
+    ),
+    "sa_load_raw": (
+        c_int,
+        [
+            c_char_p,
+            c_uint64,
+            c_int32,
+            POINTER(c_int64),
+            sa_dtype,
+            c_char_p,
+            c_int64,
+            c_int64,
+            c_uint32,
+            c_int64,
+            POINTER(c_void_p),
+            POINTER(c_int32),
+        ],
+    ),
+    "sa_open_or_create": (
+        c_int,
+        [
+            c_char_p,
+            c_int32,
+            POINTER(c_int64),
+            sa_dtype,
+            c_uint32,
+            c_int64,
+            POINTER(c_void_p),
+            POINTER(c_int32),
+        ],
+    ),
+    "sa_save": (c_int, [c_void_p, c_char_p, c_int64, c_int64]),
     "sa_dtype_from_str": (c_int, [c_char_p, POINTER(sa_dtype)]),
     "sa_dtype_str": (c_char_p, [sa_dtype]),
     "sa_dtype_itemsize": (c_size_t, [sa_dtype]),
@@ -268,6 +327,42 @@ PARAMETERS = {
     "sa_mlock": ("arr",),
     "sa_munlock": ("arr",),
     "sa_describe": ("arr", "out"),
+    "sa_load": (
+        "path",
+        "format",
+        "name",
+        "row_start",
+        "row_end",
+        "flags",
+        "timeout_ms",
+        "out",
+        "outcome",
+    ),
+    "sa_load_raw": (
+        "path",
+        "offset",
+        "ndim",
+        "shape",
+        "dtype",
+        "name",
+        "row_start",
+        "row_end",
+        "flags",
+        "timeout_ms",
+        "out",
+        "outcome",
+    ),
+    "sa_open_or_create": (
+        "name",
+        "ndim",
+        "shape",
+        "dtype",
+        "flags",
+        "timeout_ms",
+        "out",
+        "outcome",
+    ),
+    "sa_save": ("arr", "path", "row_start", "row_end"),
     "sa_dtype_from_str": ("str", "out"),
     "sa_dtype_str": ("dtype",),
     "sa_dtype_itemsize": ("dtype",),
@@ -309,6 +404,10 @@ C_RESULTS = {
     "sa_mlock": "int",
     "sa_munlock": "int",
     "sa_describe": "int",
+    "sa_load": "int",
+    "sa_load_raw": "int",
+    "sa_open_or_create": "int",
+    "sa_save": "int",
     "sa_dtype_from_str": "int",
     "sa_dtype_str": "const char *",
     "sa_dtype_itemsize": "size_t",
