@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib examples demo test check clean python-deps install bench bench-quick fuzz miri
+.PHONY: all lib examples demo test check clean python-deps install bench bench-quick fuzz miri wheel docs python-matrix
 
 all: examples
 
@@ -64,10 +64,32 @@ test: lib python-deps
 # Seconds per fuzz target within `make test` (`make fuzz` alone runs FUZZ_SECONDS).
 TEST_FUZZ_SECONDS ?= 10
 
-# numpy and pytest for the binding's tests; SharedArray for the compatibility tests.
+# numpy and pytest for the binding's tests; the real SharedArray and cdxcore packages for
+# the compatibility tests; build (the PyPA frontend) for the sdist and wheel, mypy for
+# the type check, pdoc for `make docs`.
 python-deps:
-	@$(PYTHON) -c "import numpy, pytest, SharedArray" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q numpy pytest SharedArray
+	@$(PYTHON) -c "import numpy, pytest, SharedArray, cdxcore, build, mypy, pdoc" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q numpy pytest SharedArray cdxcore build mypy pdoc
+
+# The Python package as users install it: `python -m build` makes the sdist (carrying the
+# Rust sources) and, from that sdist unpacked in a temporary directory, the
+# py3-none-<platform> wheel, both into target/python-dist/. make test checks both
+# (tests/py/test_python_dist.py).
+wheel: python-deps
+	$(PYTHON) -m build --outdir target/python-dist bindings/python
+
+# The Python API reference, generated from the docstrings by pdoc:
+# target/doc/python/index.html.
+docs: lib python-deps
+	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so PYTHONPATH=$(abspath bindings/python) \
+	  $(PYTHON) -m pdoc -d google -o target/doc/python ndshm ndshm.compat
+	@echo "API reference: target/doc/python/index.html"
+
+# The wheel on every CPython 3.9-3.13 found (python3.X on PATH, or pyenv's) with the
+# oldest and newest numpy PyPI has for it, the binding's whole test suite in each (make
+# test runs a smoke script in each instead). Several minutes.
+python-matrix: python-deps
+	NDSHM_PY_MATRIX=full $(PYTHON) -m pytest -v -rs tests/py/test_python_dist.py
 
 # Benchmarks (programs, not tests): ndshm against the raw system calls and the peers,
 # one table of medians and ratios. bench-quick finishes in under a minute.

@@ -22,7 +22,7 @@ import ctypes
 import math
 import operator
 import os
-from typing import Any, Dict, List, Literal, NamedTuple, Optional, SupportsFloat, Tuple, overload
+from typing import Any, Dict, List, Literal, NamedTuple, Optional, SupportsFloat, Tuple, get_type_hints, overload
 
 import numpy as np
 
@@ -43,8 +43,6 @@ __all__ = [
     "NotReadyError",
     "NdshmError",
     "OwnerDiedError",
-    "load",
-    "save",
     "MS_ASYNC",
     "MS_SYNC",
     "MS_INVALIDATE",
@@ -179,7 +177,6 @@ _FORMATS = {
     _lib.SA_FORMAT_V1: "v1",
     _lib.SA_FORMAT_SHAREDARRAY_NPY1: "sharedarray-np1",
     _lib.SA_FORMAT_SHAREDARRAY_NPY2: "sharedarray-np2",
-    _lib.SA_FORMAT_NPY: "npy",
 }
 
 
@@ -594,6 +591,12 @@ class ArrayDesc(NamedTuple):
     backend: str
 
 
+try:  # the fields' types as objects, not strings, for help() and the API reference
+    ArrayDesc.__new__.__annotations__ = {**get_type_hints(ArrayDesc), "return": ArrayDesc}
+except TypeError:  # numpy 1.21: np.dtype[Any] is not subscriptable at run time
+    pass
+
+
 def _desc(e: Any) -> ArrayDesc:
     typestr = lib.sa_dtype_str(e.dtype)
     if typestr is None:  # the library lists only arrays it can read: not expected
@@ -706,6 +709,3 @@ def is_shared(array: Any) -> bool:
     lo, hi = np.byte_bounds(array) if hasattr(np, "byte_bounds") else np.lib.array_utils.byte_bounds(array)
     return b._addr <= start and lo >= b._addr and hi <= b._addr + b._size
 
-
-# Datasets (load once per node, save atomically): defined in their own module.
-from ._dataset import load, save  # noqa: E402

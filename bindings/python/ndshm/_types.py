@@ -5,15 +5,13 @@ and its types change together; these aliases keep them short and uniform. A new 
 function gets annotated parameters and return type using them (``mypy --strict`` runs on
 a user script calling every public function: bindings/python/tests/typed_usage.py).
 
-Numpy's generic subscripts (``np.integer[Any]``) are not evaluated at run time, so the
-package imports under numpy 1.21 (whose scalar types are not subscriptable), while type
-checkers see the precise types.
+Numpy's scalar types are subscriptable (``np.integer[Any]``) from numpy 1.22 on; under
+numpy 1.21 the aliases fall back to ``NDArray[Any]`` at run time, while type checkers
+always see the precise types.
 """
 
-from __future__ import annotations
-
 import os
-from typing import Any, Optional, Sequence, SupportsIndex, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, SupportsIndex, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -21,22 +19,30 @@ import numpy.typing as npt
 #: A numpy array over shared memory (any dtype, any shape): what create and attach return.
 NDArray = npt.NDArray[Any]
 
+if TYPE_CHECKING:
+    IntArray = npt.NDArray[np.integer[Any]]
+else:
+    try:
+        IntArray = npt.NDArray[np.integer[Any]]
+    except TypeError:  # numpy 1.21
+        IntArray = npt.NDArray[Any]
+
 #: An array name: ``"shm://NAME"``, ``"file://PATH"`` or a bare ``"NAME"``, as str or
 #: bytes (bytes are passed through exactly).
 Name = Union[str, bytes]
 
 #: A shape: an int, a sequence of ints, or a 1-d numpy array of integers (as SharedArray
-#: users pass ``arr.shape`` arithmetic results).
-ShapeLike = Union[SupportsIndex, Sequence[SupportsIndex], "npt.NDArray[np.integer[Any]]"]
+#: users pass the results of shape arithmetic).
+ShapeLike = Union[SupportsIndex, Sequence[SupportsIndex], IntArray]
 
 #: A shape to check against: as :data:`ShapeLike`, where a ``None`` or ``-1`` entry
 #: accepts any length in that dimension.
-ShapePattern = Union[SupportsIndex, Sequence[Optional[SupportsIndex]], "npt.NDArray[np.integer[Any]]"]
+ShapePattern = Union[SupportsIndex, Sequence[Optional[SupportsIndex]], IntArray]
 
 #: Anything ``numpy.dtype()`` accepts: ``np.float64``, ``"f8"``, ``"bool"``, ``float``, ...
 DTypeLike = npt.DTypeLike
 
 #: A directory or file path.
-PathLike = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+PathLike = Union[str, bytes, os.PathLike[str], os.PathLike[bytes]]
 
-__all__ = ["NDArray", "Name", "ShapeLike", "ShapePattern", "DTypeLike", "PathLike"]
+__all__ = ["NDArray", "IntArray", "Name", "ShapeLike", "ShapePattern", "DTypeLike", "PathLike"]

@@ -21,8 +21,6 @@ What differs from SharedArray, on purpose:
   is the data's bytes (SharedArray's includes its trailer).
 """
 
-from __future__ import annotations
-
 import os
 from typing import Any, NamedTuple, Tuple, Type
 
