@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib examples demo test check clean python-deps install bench bench-quick fuzz miri wheel docs python-matrix
+.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick fuzz miri wheel docs python-matrix
 
 all: examples
 
@@ -22,6 +22,10 @@ all: examples
 lib:
 	$(CARGO) build --release --lib
 	ln -sf libndshm.so $(REL)/$(SONAME)
+
+# The command-line tool, target/release/ndshm (the workspace member cli/).
+cli:
+	$(CARGO) build --release -p ndshm-cli
 
 # The C examples, linked against the release library through its versioned SONAME.
 examples: lib
@@ -106,8 +110,10 @@ check: test
 
 # Install for C, C++ and Fortran users: libndshm.so.$(VERSION) with its SONAME and
 # development links, libndshm.a, the headers, a pkg-config file and a CMake package
-# (all relocatable), and the Fortran module's source.
-install: lib
+# (all relocatable), the Fortran module's source, and the ndshm command-line tool.
+install: lib cli
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(REL)/ndshm $(DESTDIR)$(PREFIX)/bin/ndshm
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/lib/cmake/ndshm \
 	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/ndshm/fortran
 	install -m 755 $(REL)/libndshm.so $(DESTDIR)$(PREFIX)/lib/libndshm.so.$(VERSION)

@@ -149,7 +149,7 @@ impl Drop for Sleeper {
 #[test]
 fn help_on_every_subcommand() {
     let o = expect(0, &["--help"]);
-    for sub in ["list", "info", "create", "rm", "gc"] {
+    for sub in ["list", "info", "create", "load", "save", "rm", "gc"] {
         assert!(stdout(&o).contains(sub), "{sub} missing from --help");
         let o = expect(0, &[sub, "--help"]);
         assert!(
@@ -599,4 +599,167 @@ fn progress_only_on_a_terminal() {
     let term = stdout(&o);
     assert!(term.contains(&format!("creating {b}")), "{term:?}");
     assert!(term.contains(&format!("created {b}")), "{term:?}");
+}
+
+/// A `.npy` file (format 1.0, C order, little-endian float64) of `rows` × 3 elements
+/// 0, 1, 2, ... written by hand.
+fn write_npy(path: &Path, rows: usize) -> Vec<f64> {
+    let values: Vec<f64> = (0..rows * 3).map(|i| i as f64).collect();
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 3), }}");
+    let mut header = dict.into_bytes();
+    // Magic (6) + version (2) + length (2) + dict + padding + newline: a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    b.extend_from_slice(&header);
+    for v in &values {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+    values
+}
+
+/// The data of a `.npy` file as float64 and the header's text.
+fn read_npy(path: &Path) -> (String, Vec<f64>) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..6], b"\x93NUMPY", "not a .npy file");
+    let (len, start) = match b[6] {
+        1 => (u16::from_le_bytes([b[8], b[9]]) as usize, 10),
+        _ => (
+            u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize,
+            12,
+        ),
+    };
+    let header = String::from_utf8(b[start..start + len].to_vec()).unwrap();
+    let data = b[start + len..]
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    (header, data)
+}
+
+#[test]
+fn load_and_save() {
+    let s = Scratch::new("load");
+    let input = s.path("in.npy");
+    let values = write_npy(&input, 1000);
+    let input_s = input.to_str().unwrap();
+    let a = s.name("a");
+
+    let o = expect(0, &["load", input_s, &a]);
+    assert!(stdout(&o).starts_with(&format!("loaded {input_s} into {a} (1000, 3) float64")));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    let arr = Array::attach(&a, &AttachOptions::default().readonly(true)).unwrap();
+    assert_eq!(arr.to_vec::<f64>().unwrap(), values);
+    drop(arr);
+    // Loaded already: attached, not read again; --exclusive refuses.
+    let o = expect(0, &["load", input_s, &a]);
+    assert!(stdout(&o).contains("nothing loaded"), "{}", stdout(&o));
+    let o = expect(1, &["load", input_s, &a, "--exclusive"]);
+    assert!(stderr(&o).contains(&a), "{}", stderr(&o));
+
+    // Rows.
+    let b = s.name("b");
+    expect(0, &["load", input_s, &b, "--rows", "10:20"]);
+    let arr = Array::attach(&b, &AttachOptions::default().readonly(true)).unwrap();
+    assert_eq!(arr.shape(), &[10, 3]);
+    assert_eq!(arr.to_vec::<f64>().unwrap(), values[30..60].to_vec());
+    drop(arr);
+
+    // Save, whole and some rows; numpy's header describes what was written.
+    let out = s.path("out.npy");
+    let o = expect(0, &["save", &a, out.to_str().unwrap()]);
+    assert!(
+        stdout(&o).starts_with(&format!("saved {a} to ")),
+        "{}",
+        stdout(&o)
+    );
+    let (h, data) = read_npy(&out);
+    assert!(h.contains("(1000, 3)") && h.contains("<f8"), "{h}");
+    assert_eq!(data, values);
+    expect(0, &["save", &a, out.to_str().unwrap(), "--rows", "5:7"]);
+    let (h, data) = read_npy(&out);
+    assert!(h.contains("(2, 3)"), "{h}");
+    assert_eq!(data, values[15..21].to_vec());
+
+    // Raw: the same bytes after the header, described on the command line.
+    let header_len = std::fs::read(&input).unwrap().len() - values.len() * 8;
+    let c = s.name("c");
+    let offset = header_len.to_string();
+    expect(
+        0,
+        &[
+            "load", input_s, &c, "--format", "raw", "--dtype", "f8", "--shape", "1000,3",
+            "--offset", &offset,
+        ],
+    );
+    let arr = Array::attach(&c, &AttachOptions::default().readonly(true)).unwrap();
+    assert_eq!(arr.to_vec::<f64>().unwrap(), values);
+    drop(arr);
+
+    // Errors: a file that is not .npy (1), bad arguments (2); nothing is created.
+    let junk = s.path("junk.npy");
+    std::fs::write(&junk, b"definitely not numpy").unwrap();
+    let o = expect(1, &["load", junk.to_str().unwrap(), &s.name("d")]);
+    assert!(stderr(&o).contains("junk.npy"), "{}", stderr(&o));
+    expect(1, &["load", input_s, &s.name("d"), "--rows", "990:1001"]);
+    expect(1, &["save", &s.name("missing"), out.to_str().unwrap()]);
+    expect(2, &["load", input_s, &s.name("d"), "--rows", "5"]);
+    expect(2, &["load", input_s, &s.name("d"), "--format", "raw"]);
+    expect(2, &["save", &a]);
+    assert!(!s.path("d").exists());
+}
+
+/// The progress bar of a load, the same way: never on a pipe; on a terminal, drawn.
+#[test]
+fn load_progress_only_on_a_terminal() {
+    let s = Scratch::new("loadprog");
+    let input = s.path("in.npy");
+    write_npy(&input, 300_000); // 7 MiB
+    let input_s = input.to_str().unwrap();
+    let a = s.name("a");
+    let o = ndshm()
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .args(["load", input_s, &a])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "progress on a pipe: {:?}", stderr(&o));
+    assert!(!o.stdout.contains(&b'\r') && !o.stdout.contains(&0x1b));
+    let out = s.path("out.npy");
+    let o = ndshm()
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .args(["save", &a, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "progress on a pipe: {:?}", stderr(&o));
+
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("load_progress_only_on_a_terminal: no `script`: terminal case skipped");
+        return;
+    }
+    let b = s.name("b");
+    let cmd = format!(
+        "'{}' load '{input_s}' '{b}' && '{}' save '{b}' '{}'",
+        env!("CARGO_BIN_EXE_ndshm"),
+        env!("CARGO_BIN_EXE_ndshm"),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .env_remove("NDSHM_DIR")
+        .env_remove("JOB_SHMTMPDIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let term = stdout(&o);
+    assert!(term.contains(&format!("loading {input_s}")), "{term:?}");
+    assert!(term.contains(&format!("saving {b}")), "{term:?}");
+    assert!(term.contains("MiB"), "{term:?}");
 }

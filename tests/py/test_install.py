@@ -30,6 +30,9 @@ def test_installed_layout(prefix):
               "lib/cmake/ndshm/ndshmConfig.cmake", "lib/cmake/ndshm/ndshmConfigVersion.cmake",
               "share/ndshm/fortran/ndshm.f90"]:
         assert (prefix / f).is_file(), f
+    # The command-line tool, runnable from the prefix.
+    tool = subprocess.run([str(prefix / "bin" / "ndshm"), "--version"], capture_output=True, text=True)
+    assert tool.returncode == 0 and tool.stdout.startswith("ndshm "), tool
 
 
 def test_c_program_through_pkg_config(prefix, tmp_path):
