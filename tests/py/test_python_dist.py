@@ -58,7 +58,8 @@ def dist(tmp_path_factory):
     r = subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(PYPKG)],
                        capture_output=True, text=True, env=clean_env(), cwd=out, timeout=900)
     log = r.stdout + r.stderr
-    assert r.returncode == 0, log[-4000:]
+    errors = [line for line in log.splitlines() if re.match(r"\s*(error|-->)", line)]
+    assert r.returncode == 0, "\n".join(errors[:20]) + "\n...\n" + log[-3000:]
     [sdist] = out.glob("*.tar.gz")
     [wheel] = out.glob("*.whl")
     return sdist, wheel, log
