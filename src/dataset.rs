@@ -287,10 +287,50 @@ pub fn load(
     };
     let geometry = new_geometry(&name, &p.shape, p.dtype, &create)?;
     let total = geometry.nbytes;
-    let fill = move |w: &Writer<'_>, g: &Geometry| -> Result<()> {
-        copy_runs(w.file(), g.data_offset, &src, path, &p, total, progress)
+    // The fastest copy depends on the target's pages (docs/BENCHMARKS.md, "Loading").
+    let huge = sys::tmpfs_huge(&name.dir_and_file().0);
+    let engine = if p.swap {
+        Engine::Swap
+    } else if huge {
+        Engine::ReserveThenPwrite
+    } else {
+        Engine::Sendfile
     };
-    open_or_create_with(name, geometry, opts, &create, fill)
+    let fill = move |w: &Writer<'_>, g: &Geometry| -> Result<()> {
+        copy_runs(
+            w.name(),
+            w.file(),
+            g.data_offset,
+            &src,
+            path,
+            &p,
+            engine,
+            total,
+            progress,
+        )
+    };
+    let reserve_first = engine == Engine::ReserveThenPwrite;
+    open_or_create_with(
+        name,
+        geometry,
+        opts,
+        &create,
+        Fill::EveryByte(fill, reserve_first),
+    )
+}
+
+/// How a load copies the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    /// `sendfile` from the page cache, allocating the destination's pages as it goes
+    /// (fastest on a tmpfs of 4 KiB pages: reserving first would zero every page once
+    /// more).
+    Sendfile,
+    /// Reserve the whole segment, then `pwrite` from a read-only mapping of the source
+    /// (fastest on a tmpfs with huge pages, where reserving is cheap).
+    ReserveThenPwrite,
+    /// Read, swap each element's bytes, `pwrite`: data in the other byte order.
+    Swap,
 }
 
 /// Attaches the array `name` when it exists with this shape and dtype, or creates it
@@ -307,7 +347,8 @@ pub fn open_or_create(
         ..opts.create.clone()
     };
     let geometry = new_geometry(&name, shape, dtype, &create)?;
-    open_or_create_with(name, geometry, opts, &create, |_, _| Ok(()))
+    let zeros = Fill::<fn(&Writer<'_>, &Geometry) -> Result<()>>::Zeros;
+    open_or_create_with(name, geometry, opts, &create, zeros)
 }
 
 fn expect_of(g: &Geometry) -> Expect {
@@ -316,6 +357,15 @@ fn expect_of(g: &Geometry) -> Expect {
         dtype: Some(g.dtype),
         order: Some(g.order),
     }
+}
+
+/// How a new array gets its contents.
+enum Fill<F> {
+    /// Zeros: the memory is reserved up front (unless sparse).
+    Zeros,
+    /// `F` writes every data byte through the descriptor, allocating as it goes unless
+    /// the flag asks to reserve everything first.
+    EveryByte(F, bool),
 }
 
 /// A writer at the claim phase: unnamed file, header INITIALISING, nothing reserved yet.
@@ -334,10 +384,19 @@ fn finish(
     opts: &LoadOptions,
     create: &CreateOptions,
     replace: Option<bool>,
-    fill: impl FnOnce(&Writer<'_>, &Geometry) -> Result<()>,
+    fill: Fill<impl FnOnce(&Writer<'_>, &Geometry) -> Result<()>>,
 ) -> Result<(Array, Outcome)> {
-    w.reserve(create.sparse)?;
-    fill(&w, &g)?;
+    match fill {
+        Fill::Zeros => w.reserve(create.sparse)?,
+        Fill::EveryByte(f, reserve_first) => {
+            if reserve_first {
+                w.reserve(false)?;
+            } else {
+                w.reserve_for_fill(g.data_offset)?;
+            }
+            f(&w, &g)?;
+        }
+    }
     let total = w.total();
     let file = w.publish(replace.unwrap_or(false))?;
     let format = SegmentFormat::V1 {
@@ -364,7 +423,7 @@ fn open_or_create_with(
     g: Geometry,
     opts: &LoadOptions,
     create: &CreateOptions,
-    fill: impl FnOnce(&Writer<'_>, &Geometry) -> Result<()>,
+    fill: Fill<impl FnOnce(&Writer<'_>, &Geometry) -> Result<()>>,
 ) -> Result<(Array, Outcome)> {
     if create.force {
         // A fresh copy, named only once complete, replacing any array atomically.
@@ -453,18 +512,36 @@ fn open_or_create_with(
 /// Block size for progress reports and byte swapping.
 const BLOCK: u64 = 64 << 20;
 
+#[allow(clippy::too_many_arguments)]
 fn copy_runs(
+    name: &ArrayName,
     dst: &File,
     data_offset: u64,
     src: &File,
     path: &Path,
     p: &Plan,
+    engine: Engine,
     total: u64,
     mut progress: Option<Progress<'_>>,
 ) -> Result<()> {
     let itemsize = p.dtype.itemsize();
+    let source_map = match engine {
+        Engine::ReserveThenPwrite if total > 0 => Some(
+            memmap2::MmapOptions::new()
+                .populate()
+                .map_raw_read_only(src)
+                .map_err(|e| Error::os(format!("{}: mmap", path.display()), e))?,
+        ),
+        _ => None,
+    };
     let mut done = 0u64;
     let mut swap_buf = Vec::new();
+    let write_error = |e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => {
+            segment::no_space(name, total + data_offset, e)
+        }
+        _ => Error::os(format!("{name}: copy {} into the array", path.display()), e),
+    };
     let truncated = |at: u64| {
         Error::format(format!(
             "{}: the file ended at byte {at}, before the data its header announces (was it \
@@ -477,7 +554,20 @@ fn copy_runs(
         while off < run.len {
             let n = (run.len - off).min(BLOCK);
             let (s, d) = (run.file + off, data_offset + run.data + off);
-            if p.swap {
+            if let Some(m) = &source_map {
+                // The kernel copies from the mapping: a source truncated meanwhile is
+                // EFAULT from pwrite (no SIGBUS: the access happens in the kernel).
+                if s + n > m.len() as u64 {
+                    return Err(truncated(m.len() as u64));
+                }
+                // SAFETY: [s, s + n) lies inside the mapping (checked just above), which
+                // lives until the end of this function; no Rust reference is formed.
+                unsafe { sys::pwrite_raw(dst, m.as_ptr().add(s as usize), n as usize, d) }
+                    .map_err(|e| match e.raw_os_error() {
+                        Some(libc::EFAULT) => truncated(s),
+                        _ => write_error(e),
+                    })?;
+            } else if engine == Engine::Swap {
                 // Whole elements per block, swapped to this machine's byte order.
                 swap_buf.resize(n as usize, 0);
                 let got = sys::pread_full(src, &mut swap_buf, s)
@@ -486,15 +576,12 @@ fn copy_runs(
                     return Err(truncated(s + got as u64));
                 }
                 swap_elements(&mut swap_buf, itemsize, p.dtype);
-                sys::pwrite_all(dst, &swap_buf, d)
-                    .map_err(|e| Error::os("load: write into the array", e))?;
+                sys::pwrite_all(dst, &swap_buf, d).map_err(write_error)?;
             } else {
                 let mut left = n;
                 while left > 0 {
                     let k = sys::sendfile(dst, d + (n - left), src, s + (n - left), left as usize)
-                        .map_err(|e| {
-                            Error::os(format!("{}: copy into the array", path.display()), e)
-                        })?;
+                        .map_err(write_error)?;
                     if k == 0 {
                         return Err(truncated(s + (n - left)));
                     }

@@ -550,6 +550,23 @@ impl<'n> Writer<'n> {
         r.map_err(|e| self.space_error(e, "reserve"))
     }
 
+    /// Phase 3 for a writer that will fill every data byte through the descriptor
+    /// (`sendfile`, `pwrite`): reserves only the pages before the data (header and
+    /// attributes) and sizes the file. The fill allocates the data pages as it writes,
+    /// so a full filesystem is `ENOSPC` from the fill, never a SIGBUS, and each page is
+    /// touched once instead of twice (reserving zeroes the pages the copy then
+    /// overwrites: measured in docs/BENCHMARKS.md).
+    pub fn reserve_for_fill(&mut self, data_offset: u64) -> Result<()> {
+        sys::fallocate(&self.file, data_offset.min(self.total))
+            .and_then(|()| self.file.set_len(self.total))
+            .map_err(|e| self.space_error(e, "reserve"))
+    }
+
+    /// The array's name.
+    pub fn name(&self) -> &'n ArrayName {
+        self.name
+    }
+
     /// The total size of the segment.
     pub fn total(&self) -> u64 {
         self.total

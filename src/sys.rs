@@ -244,6 +244,41 @@ pub(crate) unsafe fn pwrite_raw(
     Ok(())
 }
 
+/// Whether files in `dir` get transparent huge pages: a tmpfs mounted `huge=always` or
+/// `huge=within_size`, or any tmpfs when `shmem_enabled` is `force`. Read from
+/// /proc/self/mountinfo (the mount holding `dir`: the longest matching mount point).
+pub(crate) fn tmpfs_huge(dir: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let mut best: Option<(usize, bool)> = None;
+    for line in info.lines() {
+        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let Some(mp) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let mp = mp.replace("\\040", " ").replace("\\011", "\t");
+        let mut r = right.split(' ');
+        let (fstype, superopts) = (r.next().unwrap_or(""), r.nth(1).unwrap_or(""));
+        if dir.starts_with(&mp) && best.is_none_or(|(l, _)| mp.len() >= l) {
+            let huge = fstype == "tmpfs"
+                && superopts
+                    .split(',')
+                    .any(|o| o == "huge=always" || o == "huge=within_size");
+            best = Some((mp.len(), huge));
+        }
+    }
+    let forced = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+        .is_ok_and(|s| s.contains("[force]"));
+    best.is_some_and(|(_, huge)| huge || forced)
+}
+
 /// `fsync(2)` of the file, or of a directory so a rename in it is durable.
 pub(crate) fn fsync_path(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()

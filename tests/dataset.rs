@@ -594,3 +594,66 @@ fn waiting_for_a_slow_loader_times_out() {
     });
     Array::delete(&t.name).unwrap();
 }
+
+fn mount(opts: &str) -> Option<common::Mount> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: mounting a tmpfs needs root");
+        return None;
+    }
+    common::Mount::tmpfs(opts)
+}
+
+/// A tmpfs too small for the file: NO_SPACE from the copy (never a SIGBUS), the
+/// message saying how much was asked, and nothing left in the directory.
+#[test]
+fn loading_into_a_full_tmpfs_is_no_space() {
+    let Some(m) = mount("16m") else { return };
+    let d = TempDir::new("nospace-load");
+    let (path, _) = npy_file(&d.path, 32);
+    let name = format!("file://{}/big", m.path().display());
+    let e = dataset::load(
+        &path,
+        &FileFormat::Npy,
+        &name,
+        &LoadOptions::default(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert!(e.message().contains("requested"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(m.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+/// On a tmpfs with huge pages the loader reserves first and copies from a mapping of
+/// the file (the faster way there); the contents are the same.
+#[test]
+fn loading_into_a_huge_page_tmpfs() {
+    let Some(m) = mount("256m,huge=within_size") else {
+        return;
+    };
+    let d = TempDir::new("huge-load");
+    let (path, sum) = npy_file(&d.path, 64);
+    let name = format!("file://{}/big", m.path().display());
+    let (a, o) = dataset::load(
+        &path,
+        &FileFormat::Npy,
+        &name,
+        &LoadOptions::default(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(o, Outcome::Created);
+    let got = a
+        .to_vec::<u64>()
+        .unwrap()
+        .iter()
+        .fold(0u64, |s, &v| s.wrapping_add(v));
+    assert_eq!(got, sum);
+    drop(a);
+    Array::delete(&name).unwrap();
+}
