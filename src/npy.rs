@@ -430,16 +430,17 @@ pub fn npio_header_len(prefix: &[u8]) -> Result<usize> {
     }
     let total = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
     let ndim = u32::from_be_bytes([0, prefix[5], prefix[6], prefix[7]]) as usize;
+    // Consistency first: without a magic, this is what tells an npio file from others.
+    if total != 8 + 8 * ndim {
+        return Err(npio_bad(format!(
+            "header length {total} does not match {ndim} dimensions (8 + 8 × ndim)"
+        )));
+    }
     if ndim > MAX_NDIM {
         return Err(Error::new(
             ErrorKind::Unsupported,
             format!("the array has {ndim} dimensions; ndshm supports at most {MAX_NDIM}"),
         ));
-    }
-    if total != 8 + 8 * ndim {
-        return Err(npio_bad(format!(
-            "header length {total} does not match {ndim} dimensions (8 + 8 × ndim)"
-        )));
     }
     Ok(total)
 }

@@ -491,3 +491,210 @@ fn list_and_info_through_c() {
         assert_eq!(sa_delete(name.as_ptr()), SA_OK);
     }
 }
+
+#[test]
+fn dataset_functions_check_their_arguments() {
+    use ndshm::ffi::dataset::*;
+    let t = TempName::new("capi-load");
+    let name = c(&t.name);
+    let dir = common::TempDir::new("capi-load");
+    let npy = dir.path.join("a.npy");
+    let mut bytes = ndshm::npy::encode_npy(ndshm::Dtype::Int32, ndshm::Order::C, &[4]);
+    bytes.extend_from_slice(&[0u8; 16]);
+    std::fs::write(&npy, &bytes).unwrap();
+    let path = c(npy.to_str().unwrap());
+    let mut a: *mut sa_array = null_mut();
+    let mut outcome = -1i32;
+    // SAFETY: every pointer is NULL, valid, or writable as each contract says.
+    unsafe {
+        expect(
+            sa_load(
+                null(),
+                SA_FILE_NPY,
+                name.as_ptr(),
+                -1,
+                -1,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "`path`",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPY,
+                null(),
+                -1,
+                -1,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "`name`",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPY,
+                name.as_ptr(),
+                -1,
+                -1,
+                0,
+                0,
+                null_mut(),
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "`out`",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                77,
+                name.as_ptr(),
+                -1,
+                -1,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "file format 77",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPY,
+                name.as_ptr(),
+                -1,
+                -1,
+                1 << 29,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "load flag",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPY,
+                name.as_ptr(),
+                2,
+                9,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "outside",
+        );
+        expect(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPIO,
+                name.as_ptr(),
+                -1,
+                -1,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_FORMAT,
+            "npio",
+        );
+        assert!(a.is_null() && outcome == -1, "nothing written on failure");
+        // Success, with a NULL outcome allowed.
+        assert_eq!(
+            sa_load(
+                path.as_ptr(),
+                SA_FILE_NPY,
+                name.as_ptr(),
+                1,
+                3,
+                0,
+                0,
+                &mut a,
+                null_mut()
+            ),
+            SA_OK
+        );
+        assert_eq!(sa_nbytes(a), 8);
+        expect(
+            sa_save(null(), path.as_ptr(), -1, -1),
+            SA_ERR_INVALID,
+            "`arr`",
+        );
+        expect(sa_save(a, null(), -1, -1), SA_ERR_INVALID, "`path`");
+        expect(sa_save(a, path.as_ptr(), 0, 5), SA_ERR_INVALID, "outside");
+        sa_release(a);
+        let shape = [3i64];
+        expect(
+            sa_open_or_create(
+                name.as_ptr(),
+                1,
+                shape.as_ptr(),
+                SA_DTYPE_ANY,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "dtype",
+        );
+        expect(
+            sa_open_or_create(
+                name.as_ptr(),
+                1,
+                shape.as_ptr(),
+                SA_INT32,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_MISMATCH,
+            "expected",
+        );
+        expect(
+            sa_load_raw(
+                path.as_ptr(),
+                0,
+                1,
+                null(),
+                SA_INT32,
+                name.as_ptr(),
+                -1,
+                -1,
+                0,
+                0,
+                &mut a,
+                &mut outcome,
+            ),
+            SA_ERR_INVALID,
+            "`shape`",
+        );
+        let c_npy = c(&format!("npy://{}", npy.display()));
+        expect(
+            sa_create(c_npy.as_ptr(), 1, shape.as_ptr(), SA_INT32, 0, &mut a),
+            SA_ERR_UNSUPPORTED,
+            "npy://",
+        );
+        expect(
+            sa_delete(c_npy.as_ptr()),
+            SA_ERR_UNSUPPORTED,
+            "does not delete",
+        );
+    }
+    ndshm::Array::delete(&t.name).unwrap();
+}
