@@ -83,8 +83,12 @@ def test_sdist_carries_the_rust_sources_and_licenses(dist):
     assert members["LICENSE-MIT"].isfile() and members["LICENSE-APACHE"].isfile()
     assert "Copyright (c) the ndshm developers" in lic
     # Every source file of the crate (as git tracks it) is in the sdist.
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "src", "include"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    if (ROOT / ".git").exists():
+        tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "src", "include"],
+                                 capture_output=True, text=True, check=True).stdout.split()
+    else:  # an unpacked archive of the repository
+        tracked = [p.relative_to(ROOT).as_posix() for d in ("src", "include") for p in (ROOT / d).rglob("*")
+                   if p.is_file()]
     missing = [f for f in tracked if (ROOT / f).exists() and f"rust/{f}" not in names]
     assert not missing, missing
     # Every package module too (new modules are picked up without touching the build).
@@ -203,13 +207,17 @@ MATRIX = [("3.9", "numpy==1.21.*"), ("3.9", "numpy>=2"),
 
 
 def find_python(version):
-    found = shutil.which(f"python{version}")
-    if found:
-        return found
-    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip() \
-        if shutil.which("pyenv") else ""
-    for cand in sorted(pathlib.Path(root).glob(f"versions/{version}.*/bin/python{version}")) if root else []:
-        return str(cand)
+    """python{version} on PATH, else pyenv's; only one that runs and is that version
+    (pyenv's shims exist for versions that are not selected, and then fail)."""
+    cands = [shutil.which(f"python{version}")]
+    if shutil.which("pyenv"):
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+        cands += sorted(str(p) for p in pathlib.Path(root).glob(f"versions/{version}.*/bin/python{version}"))
+    for cand in filter(None, cands):
+        r = subprocess.run([cand, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                           capture_output=True, text=True)
+        if r.returncode == 0 and r.stdout.strip() == version:
+            return cand
     return None
 
 
