@@ -185,6 +185,14 @@
 #define SA_STATE_READY 1
 
 /**
+ * `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
+ * replace the array under its name by a larger one (the handle then maps the new
+ * array; `sa_data` changes) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
+ * old array get `SA_ERR_STALE` and attach the name again.
+ */
+#define SA_GROW (1 << 12)
+
+/**
  * Status returned by every function that can fail: 0 on success, a negative code
  * naming the error otherwise (`sa_last_error()` has the message). Functions return it
  * as `int`. The values are ABI: never renumbered or reused (retired ones stay here as
@@ -259,6 +267,21 @@ enum sa_status
    * A bug: ndshm panicked. The message says where.
    */
   SA_ERR_PANIC = -14,
+  /**
+   * Someone else holds it: `sa_trylock` on a lock held by a live holder, or
+   * `sa_write_begin` while another writer is in the middle of a write.
+   */
+  SA_ERR_BUSY = -15,
+  /**
+   * The array was replaced under its name by a larger one (a writer's shape change
+   * that did not fit, with `SA_GROW`): attach the name again.
+   */
+  SA_ERR_STALE = -16,
+  /**
+   * `sa_read_end`: a writer wrote during the in-place read, so what was read may
+   * mix two versions; read again.
+   */
+  SA_ERR_TORN = -17,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -953,6 +976,231 @@ void sa_list_free(struct sa_list_entry *entries, size_t count);
  * `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
  */
 int sa_info(const char *name, struct sa_list_entry **out);
+
+/**
+ * `sa_create` with room for shape changes: `capacity` bytes are reserved for data (0,
+ * or anything less than the shape needs: exactly the shape's bytes), so later
+ * `sa_write_shape`/`sa_publish_shape` calls up to that size happen in place. Same
+ * flags, errors and guarantees as `sa_create`; `SA_ERR_UNSUPPORTED` for a larger
+ * capacity with `SA_FORMAT_SHAREDARRAY`.
+ *
+ * # Safety
+ * As `sa_create`.
+ */
+int sa_create_ex(const char *name,
+                 int32_t ndim,
+                 const int64_t *shape,
+                 sa_dtype dtype,
+                 uint32_t flags,
+                 uint64_t capacity,
+                 struct sa_array **out);
+
+/**
+ * The latest published version of the array into `*version`: the number of
+ * completed writes (0 before the first). Any thread, any handle.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL), `SA_ERR_UNSUPPORTED` (SharedArray layout).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `version` is NULL or writable.
+ */
+int sa_get_version(const struct sa_array *arr, uint64_t *version);
+
+/**
+ * Blocks until a version newer than `newer_than` is published, at most `timeout_ms`
+ * milliseconds (negative: no limit; 0: do not wait), and stores it in `*version`
+ * (may be NULL). Sleeps in the kernel (a futex on the shared version word): a
+ * waiting process uses no CPU and wakes as soon as the writer publishes. Any thread;
+ * several threads may wait on one handle.
+ *
+ * Returns `SA_OK`, `SA_ERR_TIMEOUT` (the message has the latest version),
+ * `SA_ERR_STALE` (the array was replaced under its name: attach it again),
+ * `SA_ERR_INVALID`, `SA_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `version` is NULL or writable.
+ */
+int sa_wait_version(const struct sa_array *arr,
+                    uint64_t newer_than,
+                    int64_t timeout_ms,
+                    uint64_t *version);
+
+/**
+ * Begins a write: from now until `sa_write_end`, readers' snapshots wait and retry and
+ * in-place reads report `SA_ERR_TORN`. Write the data through `sa_data` in between.
+ * One writer at a time: several writers hold the lock (`sa_lock`) around their writes.
+ *
+ * Returns `SA_OK`; `SA_ERR_OWNER_DIED` when the write has begun but the previous one
+ * was never finished (its writer died mid-write; only a lock holder takes such a write
+ * over): rewrite all the data, then `sa_write_end`; `SA_ERR_BUSY` (another writer is
+ * writing and this thread does not hold the lock), `SA_ERR_READ_ONLY`,
+ * `SA_ERR_UNSUPPORTED` (SharedArray layout), `SA_ERR_INVALID` (NULL, or a write
+ * already begun on this handle).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call.
+ */
+int sa_write_begin(struct sa_array *arr);
+
+/**
+ * Changes the shape and dtype inside a write (after `sa_write_begin`): readers see
+ * the old shape with the old data or the new shape with the new data, never a mix.
+ * The order stays. The new shape must fit the capacity reserved at create
+ * (`sa_create_ex`): otherwise `SA_ERR_NO_SPACE` saying how much is reserved and what
+ * was asked, unless `flags` has `SA_GROW`. `sa_ndim`, `sa_shape`, `sa_nbytes`,
+ * `sa_get_dtype` (and, with `SA_GROW`, `sa_data`) describe the new shape afterwards.
+ *
+ * Returns `SA_OK`, `SA_ERR_NO_SPACE`, `SA_ERR_INVALID` (NULL, bad shape, dtype or
+ * flag, no write begun), and with `SA_GROW` the errors of `sa_create`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call; `shape`
+ * is NULL or points to `ndim` `int64_t`.
+ */
+int sa_write_shape(struct sa_array *arr,
+                   int32_t ndim,
+                   const int64_t *shape,
+                   sa_dtype dtype,
+                   uint32_t flags);
+
+/**
+ * Ends the write begun by `sa_write_begin`: publishes it as the next version (into
+ * `*version`, which may be NULL) and wakes every waiting reader.
+ *
+ * Returns `SA_OK` or `SA_ERR_INVALID` (NULL, or no write begun on this handle).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call;
+ * `version` is NULL or writable.
+ */
+int sa_write_end(struct sa_array *arr, uint64_t *version);
+
+/**
+ * Publishes `nbytes` bytes from `src` (exactly `sa_nbytes(arr)`) as the next version,
+ * in one call: write-begin, one copy, write-end. The version goes to `*version`
+ * (may be NULL).
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, wrong size), and the errors of
+ * `sa_write_begin` except `SA_ERR_OWNER_DIED` (a full rewrite repairs a dead
+ * writer's unfinished write).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call; `src` is
+ * NULL or points to `nbytes` readable bytes; `version` is NULL or writable.
+ */
+int sa_publish(struct sa_array *arr, const void *src, size_t nbytes, uint64_t *version);
+
+/**
+ * Publishes `src` (`nbytes` bytes) with a new shape and dtype as the next version, in
+ * one call (see `sa_write_shape` for what readers see, the capacity and `SA_GROW`).
+ * `nbytes` must be exactly the new shape's size. On failure the published data and
+ * shape are as they were.
+ *
+ * # Safety
+ * As `sa_publish`; `shape` is NULL or points to `ndim` `int64_t`.
+ */
+int sa_publish_shape(struct sa_array *arr,
+                     int32_t ndim,
+                     const int64_t *shape,
+                     sa_dtype dtype,
+                     const void *src,
+                     size_t nbytes,
+                     uint32_t flags,
+                     uint64_t *version);
+
+/**
+ * Copies a consistent snapshot of the data into `dst` (`dst_bytes` bytes available):
+ * retries while writers write, at most `timeout_ms` milliseconds (negative: no limit;
+ * 0: one attempt), sleeping on the futex while a long write is in progress. Its
+ * version goes to `*version` and whether its shape or dtype differs from the
+ * handle's before the call to `*reshaped` (1 or 0); both may be NULL. Afterwards the
+ * handle describes the snapshot: `sa_ndim`, `sa_shape`, `sa_get_dtype`, `sa_nbytes`.
+ *
+ * Returns `SA_OK`; `SA_ERR_TIMEOUT` when every attempt overlapped a write;
+ * `SA_ERR_MISMATCH` when `dst_bytes` is less than the snapshot's size (nothing useful
+ * copied; `sa_nbytes(arr)` is the size needed: retry with a larger buffer);
+ * `SA_ERR_STALE` (replaced under its name: attach again); `SA_ERR_INVALID`;
+ * `SA_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call; `dst` is
+ * NULL (only with `dst_bytes` 0) or points to `dst_bytes` writable bytes that do not
+ * overlap the array; `version` and `reshaped` are NULL or writable.
+ */
+int sa_read_copy(struct sa_array *arr,
+                 void *dst,
+                 size_t dst_bytes,
+                 int64_t timeout_ms,
+                 uint64_t *version,
+                 int32_t *reshaped);
+
+/**
+ * Begins an in-place read: waits (at most `timeout_ms`; negative: no limit) until no
+ * write is in progress, makes the handle describe the current shape (`sa_shape`
+ * etc.), and stores a token in `*token`. Read through `sa_data`, then call
+ * `sa_read_end` to learn whether what was read may be torn.
+ *
+ * Returns `SA_OK`, `SA_ERR_TIMEOUT`, `SA_ERR_INVALID`, `SA_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call; `token`
+ * is NULL or writable.
+ */
+int sa_read_begin(struct sa_array *arr, int64_t timeout_ms, uint64_t *token);
+
+/**
+ * Ends an in-place read begun by `sa_read_begin` with its `token`: `SA_OK` when no
+ * write happened in between (what was read is one consistent version, stored in
+ * `*version`, which may be NULL), `SA_ERR_TORN` when a writer wrote meanwhile (what
+ * was read may mix two versions: read again).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `version` is NULL or writable.
+ */
+int sa_read_end(const struct sa_array *arr, uint64_t token, uint64_t *version);
+
+/**
+ * Takes the array's process-shared lock (in its header), waiting at most
+ * `timeout_ms` milliseconds (negative: no limit; 0: try once, as `sa_trylock`). The
+ * lock belongs to the calling thread and is not recursive; any thread may use the
+ * same handle. Not a `pthread_mutex_t`: a futex word with the holder's thread id, so
+ * processes built against any C library share it.
+ *
+ * Returns `SA_OK`; `SA_ERR_OWNER_DIED` with the lock **held**: the previous holder died
+ * holding it (noticed within about 10 ms, even after SIGKILL), so what it protects may
+ * be half updated: repair it, then `sa_unlock`; `SA_ERR_TIMEOUT` (naming the holder);
+ * `SA_ERR_BUSY` (timeout 0 and a live holder); `SA_ERR_READ_ONLY`;
+ * `SA_ERR_UNSUPPORTED` (SharedArray layout); `SA_ERR_INVALID` (NULL, or this thread
+ * holds it already).
+ *
+ * A holder in another PID namespace (a container with its own PID namespace sharing
+ * the array) cannot be checked: it is presumed alive, so only lockers in its own
+ * namespace notice its death; others time out.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle.
+ */
+int sa_lock(const struct sa_array *arr, int64_t timeout_ms);
+
+/**
+ * `sa_lock(arr, 0)`: takes the lock if it is free (or its holder is dead:
+ * `SA_ERR_OWNER_DIED`, held), else `SA_ERR_BUSY` at once.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle.
+ */
+int sa_trylock(const struct sa_array *arr);
+
+/**
+ * Releases the lock held by the calling thread and wakes one waiter.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, or this thread does not hold it),
+ * `SA_ERR_READ_ONLY`, `SA_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle.
+ */
+int sa_unlock(const struct sa_array *arr);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -41,10 +41,14 @@ use crate::sys;
 #[derive(Debug)]
 pub struct Array {
     name: ArrayName,
-    map: MmapRaw,
+    // The mapping and geometry are also used by src/sync.rs: a shape change replaces
+    // the geometry, and the seqlock and lock words live in the mapped header.
+    pub(crate) map: MmapRaw,
     format: SegmentFormat,
-    geometry: Geometry,
+    pub(crate) geometry: Geometry,
     readonly: bool,
+    /// Snapshot and lock state of this handle (src/sync.rs).
+    pub(crate) live: crate::sync::Live,
 }
 
 // The handle has no thread-affine state; the mapping is shared memory whose accesses
@@ -101,6 +105,7 @@ impl Array {
             format,
             geometry,
             readonly: false,
+            live: Default::default(),
         })
     }
 
@@ -623,8 +628,19 @@ pub(crate) fn new_geometry(
     } else {
         format::data_offset_for(sys::page_size())
     };
+    // Room for later shape changes (src/sync.rs); never less than the shape needs.
+    let capacity = match opts.capacity {
+        Some(c) if c > nbytes && opts.sharedarray_format => {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("{name}: the SharedArray format cannot reserve a larger capacity"),
+            ));
+        }
+        Some(c) => c.max(nbytes),
+        None => nbytes,
+    };
     let total_ok = data_offset
-        .checked_add(nbytes)
+        .checked_add(capacity)
         .and_then(|t| t.checked_add(format::SA_TRAILER_NPY2 as u64))
         .is_some_and(|t| t <= isize::MAX as u64);
     if !total_ok {
@@ -637,7 +653,7 @@ pub(crate) fn new_geometry(
         order: opts.order,
         shape: shape.to_vec(),
         nbytes,
-        capacity: nbytes,
+        capacity,
         data_offset,
     })
 }
@@ -673,6 +689,7 @@ fn attach_once(name: ArrayName, opts: &AttachOptions) -> Result<Array> {
         format: seg.format,
         geometry: seg.geometry,
         readonly: opts.readonly,
+        live: Default::default(),
     })
 }
 

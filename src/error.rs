@@ -55,6 +55,17 @@ pub enum ErrorKind {
     /// Any other OS or I/O error.
     #[strum(to_string = "I/O error")]
     Io,
+    /// Someone else holds what was asked for: the lock (try-lock), or a write in
+    /// progress by another writer.
+    #[strum(to_string = "busy")]
+    Busy,
+    /// The array was replaced under its name by a larger one (a shape change that did
+    /// not fit): attach the name again.
+    #[strum(to_string = "stale")]
+    Stale,
+    /// An in-place read overlapped a write: what was read may mix two versions.
+    #[strum(to_string = "torn read")]
+    Torn,
 }
 
 impl ErrorKind {

@@ -96,6 +96,16 @@ pub mod off {
     pub const WRITE_NS: usize = 1048;
     /// `u32` bytes of attribute text in use (atomic).
     pub const ATTR_LEN: usize = 1056;
+    /// `u32` PID namespace of the lock holder (atomic; see src/sync.rs).
+    pub const LOCK_NS: usize = 1060;
+    /// `u64` start time of the lock holder's thread, clock ticks after boot (atomic).
+    pub const LOCK_START: usize = 1064;
+    /// `u32` first 4 bytes of the lock holder's boot id (atomic).
+    pub const LOCK_BOOT: usize = 1072;
+    /// `u32` flags (atomic): bit 0 set once the array was replaced under its name.
+    pub const LIVE_FLAGS: usize = 1076;
+    /// `u32` geometry generation (atomic): incremented by every shape change.
+    pub const SHAPE_GEN: usize = 1080;
 }
 
 /// Header state: the creator is still writing it.

@@ -44,6 +44,7 @@ pub mod npy;
 mod options;
 pub mod procs;
 mod segment;
+mod sync;
 mod sys;
 
 pub use array::Array;
@@ -56,6 +57,7 @@ pub use list::{Info, info, list};
 pub use name::{ArrayName, Backend};
 pub use options::{AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect, Share};
 pub use procs::{Mapper, Mappers, ProcessMaps, mappers};
+pub use sync::{LIVENESS_INTERVAL, LockStart, Snapshot, WriteStart};
 pub use sys::{creator_alive, page_size, space};
 
 /// The library version, e.g. `"0.1.0"`.

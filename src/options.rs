@@ -60,6 +60,10 @@ pub struct CreateOptions {
     pub share: Share,
     /// Write SharedArray's layout instead of v1.
     pub sharedarray_format: bool,
+    /// Bytes to reserve for data, when more than the initial shape needs: later shape
+    /// (and dtype) changes up to this size happen in place (`Array::write_shape`).
+    /// `None` reserves exactly the initial shape's bytes. v1 only.
+    pub capacity: Option<u64>,
 }
 
 impl CreateOptions {
@@ -78,6 +82,8 @@ impl CreateOptions {
         share: Share;
         /// SharedArray layout.
         sharedarray_format: bool;
+        /// Data bytes to reserve (see [`CreateOptions::capacity`]).
+        capacity: Option<u64>;
     }
 }
 

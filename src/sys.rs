@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -530,4 +530,168 @@ pub fn creator_alive(c: &Creator) -> Option<bool> {
         }
     }
     Some(true)
+}
+
+// ---- Futexes and thread identity, for the seqlock waits and the lock (src/sync.rs).
+
+/// Waits while `*word == expected`, at most `timeout` (`None`: no limit), on a futex
+/// shared between processes (no `FUTEX_PRIVATE_FLAG`: the kernel keys a shared futex
+/// by the mapped file and offset, so every process mapping the segment shares it; it
+/// also works on a read-only mapping). Returns `false` when the time ran out, `true`
+/// otherwise (woken, the word differed, or a signal): the caller re-checks the word.
+pub(crate) fn futex_wait(
+    word: &std::sync::atomic::AtomicU32,
+    expected: u32,
+    timeout: Option<std::time::Duration>,
+) -> bool {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a live, aligned 4-byte atomic for the call's duration (the
+    // kernel only reads it); `tsp` is NULL or points to `ts`, alive until return.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            tsp,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    !(r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT))
+}
+
+/// Wakes up to `n` processes waiting on `word` (see [`futex_wait`]).
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32, n: i32) {
+    // SAFETY: as in futex_wait; FUTEX_WAKE only uses the address as a key.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
+/// Bumped in every forked child, so per-thread caches of the thread id (which a child's
+/// thread does not share with its parent's) are refreshed there.
+static FORK_GEN: AtomicU32 = AtomicU32::new(1);
+
+extern "C" fn bump_fork_gen() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The calling thread as a lock holder: thread id, start time of the thread in clock
+/// ticks after boot (0 if unknown), process id. Cached per thread (the lock and
+/// writers consult it on every call; `gettid` alone costs a system call).
+pub(crate) fn this_thread() -> (i32, u64, i32) {
+    use std::cell::Cell;
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only increments an atomic, which is
+        // async-signal-safe as fork's child handlers must be.
+        unsafe { libc::pthread_atfork(None, None, Some(bump_fork_gen)) };
+    });
+    thread_local! {
+        static ME: Cell<(u32, i32, u64, i32)> = const { Cell::new((0, 0, 0, 0)) };
+    }
+    let fork_gen = FORK_GEN.load(Ordering::Relaxed);
+    ME.with(|me| {
+        let (g, tid, ticks, pid) = me.get();
+        if g == fork_gen {
+            return (tid, ticks, pid);
+        }
+        // SAFETY: gettid and getpid have no preconditions.
+        let (tid, pid) = unsafe { (libc::gettid(), libc::getpid()) };
+        let ticks = start_ticks(tid).unwrap_or(0);
+        me.set((fork_gen, tid, ticks, pid));
+        (tid, ticks, pid)
+    })
+}
+
+/// This process's PID namespace, as the inode number of `/proc/self/ns/pid` (low 32
+/// bits; the kernel allocates these numbers below 2^32), 0 if unknown. Thread and
+/// process ids are only meaningful inside one namespace.
+pub(crate) fn pid_namespace() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    static NS: AtomicU64 = AtomicU64::new(0);
+    let fork_gen = FORK_GEN.load(Ordering::Relaxed) as u64;
+    let cached = NS.load(Ordering::Relaxed);
+    if cached >> 32 == fork_gen {
+        return cached as u32;
+    }
+    let ns = std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino() as u32);
+    NS.store(fork_gen << 32 | ns as u64, Ordering::Relaxed);
+    ns
+}
+
+/// The first 4 bytes of this machine's boot id, as a `u32` (0 if unknown).
+pub(crate) fn boot_id_word() -> u32 {
+    let b = boot_id();
+    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Whether the thread `tid` that recorded `start` (its start time in ticks, 0 if not
+/// yet recorded), `ns` (its PID namespace, 0 if unknown) and `boot` (its boot id word,
+/// 0 if unknown) still runs. `None` when this process cannot tell: the thread is in
+/// another PID namespace, whose ids mean nothing here.
+pub(crate) fn thread_alive(tid: i32, start: u64, ns: u32, boot: u32) -> Option<bool> {
+    if tid <= 0 {
+        return None;
+    }
+    let my_boot = boot_id_word();
+    if boot != 0 && my_boot != 0 && boot != my_boot {
+        return Some(false); // recorded before the last reboot
+    }
+    let my_ns = pid_namespace();
+    if ns != 0 && my_ns != 0 && ns != my_ns {
+        return None;
+    }
+    // SAFETY: signal 0 only checks that the task exists (EPERM: it does, another
+    // user's); a thread id names its thread here as a process id names its process.
+    let r = unsafe { libc::kill(tid, 0) };
+    if r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return Some(false);
+    }
+    if let Some((state, t)) = task_stat(tid) {
+        // A zombie (killed, not yet reaped by its parent) or dead task holds nothing.
+        if state == b'Z' || state == b'X' || state == b'x' {
+            return Some(false);
+        }
+        // Another start time: the id was reused by an unrelated task.
+        return Some(start == 0 || t == start);
+    }
+    if start != 0 {
+        // Unreadable: gone since the kill, or hidden (a /proc mounted hidepid=2 hides
+        // other users' tasks); only the first is a death.
+        // SAFETY: as above.
+        let gone = unsafe { libc::kill(tid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        return Some(!gone);
+    }
+    Some(true)
+}
+
+/// State letter (field 3) and start time (field 22) of task `tid` from
+/// `/proc/TID/stat` (which exists for every thread id, listed or not).
+fn task_stat(tid: i32) -> Option<(u8, u64)> {
+    use std::io::Read;
+    let mut f = File::open(format!("/proc/{tid}/stat")).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok()?;
+    let s = std::str::from_utf8(&buf[..n]).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let mut rest = s[s.rfind(')')? + 1..].split_whitespace();
+    let state = *rest.next()?.as_bytes().first()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
 }

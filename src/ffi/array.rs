@@ -23,9 +23,10 @@ pub struct sa_array {
 
 /// What an `sa_array` points to: the core handle plus what C accessors hand out.
 pub(crate) struct Handle {
-    inner: Array,
+    pub(crate) inner: Array,
     name: CString,
-    strides: Vec<i64>,
+    // Recomputed by src/ffi/sync.rs when a snapshot or a write changes the shape.
+    pub(crate) strides: Vec<i64>,
 }
 
 impl Castable for sa_array {
@@ -152,6 +153,7 @@ pub(crate) fn create_options(bits: u32) -> Result<CreateOptions, Error> {
             Share::Owner
         },
         sharedarray_format: has(SA_FORMAT_SHAREDARRAY),
+        capacity: None,
     })
 }
 

@@ -49,6 +49,15 @@ pub enum sa_status {
     SA_ERR_IO = -13,
     /// A bug: ndshm panicked. The message says where.
     SA_ERR_PANIC = -14,
+    /// Someone else holds it: `sa_trylock` on a lock held by a live holder, or
+    /// `sa_write_begin` while another writer is in the middle of a write.
+    SA_ERR_BUSY = -15,
+    /// The array was replaced under its name by a larger one (a writer's shape change
+    /// that did not fit, with `SA_GROW`): attach the name again.
+    SA_ERR_STALE = -16,
+    /// `sa_read_end`: a writer wrote during the in-place read, so what was read may
+    /// mix two versions; read again.
+    SA_ERR_TORN = -17,
 }
 
 /// The status for an error kind: the one place where kinds become codes.
@@ -68,6 +77,9 @@ pub(crate) fn status_of(kind: ErrorKind) -> sa_status {
         ErrorKind::ReadOnly => SA_ERR_READ_ONLY,
         ErrorKind::Unsupported => SA_ERR_UNSUPPORTED,
         ErrorKind::Io => SA_ERR_IO,
+        ErrorKind::Busy => SA_ERR_BUSY,
+        ErrorKind::Stale => SA_ERR_STALE,
+        ErrorKind::Torn => SA_ERR_TORN,
         // ErrorKind is non_exhaustive for Rust users; this crate maps every kind.
         #[allow(unreachable_patterns)]
         _ => SA_ERR_IO,

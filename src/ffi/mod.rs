@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod dtype;
 pub mod error;
 pub mod list;
+pub mod sync;
 
 pub use error::*;
 
