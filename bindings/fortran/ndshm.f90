@@ -11,6 +11,7 @@
 !   a(1, 1) = 42
 !   call ndshm_release(h)                                         ! unmaps; a is invalid
 !   call ndshm_attach("shm://sim-out", a, h, stat, flags=SA_READONLY, timeout_ms=5000)
+!   call ndshm_load("/data/train.npy", "train", a, h, stat, outcome=oc)  ! once per node
 !
 ! Arrays are created column-major (SA_ORDER_F) with the Fortran shape, so numpy sees the
 ! same shape and indices (F-contiguous). Attaching a row-major (C order) array of rank
@@ -60,6 +61,11 @@ module ndshm
   integer(c_int32_t), parameter, public :: SA_ALLOW_OTHER_OWNER = 512
   integer(c_int32_t), parameter, public :: SA_FOLLOW_SYMLINKS = 1024
   integer(c_int32_t), parameter, public :: SA_DELETE_IN_PROGRESS = 2048
+  integer(c_int32_t), parameter, public :: SA_FILE_NPY = 1
+  integer(c_int32_t), parameter, public :: SA_FILE_NPIO = 2
+  integer(c_int32_t), parameter, public :: SA_CREATED = 1
+  integer(c_int32_t), parameter, public :: SA_ATTACHED = 0
+  integer(c_int32_t), parameter, public :: SA_EXCLUSIVE = 32768
 
   !> A handle: release it with ndshm_release.
   type, public :: ndshm_array
@@ -67,7 +73,7 @@ module ndshm
   end type
 
   public :: ndshm_create, ndshm_attach, ndshm_release, ndshm_delete, ndshm_last_error
-  public :: ndshm_status_name, ndshm_is_c_order, ndshm_shape
+  public :: ndshm_status_name, ndshm_is_c_order, ndshm_shape, ndshm_load
 
   interface ndshm_create
     module procedure create_r4_1
@@ -105,6 +111,24 @@ module ndshm
     module procedure attach_u1_3
   end interface
 
+  interface ndshm_load
+    module procedure load_r4_1
+    module procedure load_r4_2
+    module procedure load_r4_3
+    module procedure load_r8_1
+    module procedure load_r8_2
+    module procedure load_r8_3
+    module procedure load_i4_1
+    module procedure load_i4_2
+    module procedure load_i4_3
+    module procedure load_i8_1
+    module procedure load_i8_2
+    module procedure load_i8_3
+    module procedure load_u1_1
+    module procedure load_u1_2
+    module procedure load_u1_3
+  end interface
+
   interface
     integer(c_int) function sa_create(name, ndim, shape, dtype, flags, out) bind(C, name="sa_create")
       import :: c_int, c_int32_t, c_int64_t, c_char, c_ptr
@@ -121,6 +145,19 @@ module ndshm
       integer(c_int64_t), value :: timeout_ms
       type(c_ptr), value :: shape
       type(c_ptr), intent(out) :: out
+    end function
+    integer(c_int) function sa_load(path, format, name, row_start, row_end, flags, timeout_ms, out, &
+        outcome) bind(C, name="sa_load")
+      import :: c_int, c_int32_t, c_int64_t, c_char, c_ptr
+      character(kind=c_char), intent(in) :: path(*), name(*)
+      integer(c_int32_t), value :: format, flags
+      integer(c_int64_t), value :: row_start, row_end, timeout_ms
+      type(c_ptr), intent(out) :: out
+      integer(c_int32_t), intent(out) :: outcome
+    end function
+    integer(c_int32_t) function sa_get_dtype(arr) bind(C, name="sa_get_dtype")
+      import :: c_int32_t, c_ptr
+      type(c_ptr), value :: arr
     end function
     subroutine sa_release(arr) bind(C, name="sa_release")
       import :: c_ptr
@@ -274,6 +311,41 @@ contains
     end if
   end function
 
+  integer function load_raw(path, name, rank, dtype, flags, timeout_ms, arr, fdims, outcome) result(stat)
+    character(*), intent(in) :: path, name
+    integer, intent(in) :: rank
+    integer(c_int32_t), intent(in) :: dtype
+    integer, intent(in), optional :: flags, timeout_ms
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: fdims(rank)
+    integer, intent(out), optional :: outcome
+    integer(c_int32_t) :: f, oc
+    integer(c_int64_t) :: t
+    integer(c_int64_t), pointer :: s(:)
+    f = 0
+    ! A load can take long (a big file): wait for another process's load without limit
+    ! unless told otherwise.
+    t = -1
+    if (present(flags)) f = int(flags, c_int32_t)
+    if (present(timeout_ms)) t = int(timeout_ms, c_int64_t)
+    oc = -1
+    stat = sa_load(c_str(path), SA_FILE_NPY, c_str(name), -1_c_int64_t, -1_c_int64_t, f, t, arr%h, oc)
+    if (present(outcome)) outcome = int(oc)
+    if (stat /= SA_OK) return
+    ! sa_load takes the shape and dtype from the file: check they fit the pointer.
+    if (sa_ndim(arr%h) /= rank .or. sa_get_dtype(arr%h) /= dtype) then
+      call ndshm_release(arr)
+      stat = SA_ERR_MISMATCH
+      return
+    end if
+    call c_f_pointer(sa_shape(arr%h), s, [rank])
+    if (ndshm_is_c_order(arr)) then
+      fdims = int(s(rank:1:-1))
+    else
+      fdims = int(s)
+    end if
+  end function
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_r4_1(name, dims, a, arr, stat, flags, c_order)
@@ -299,6 +371,23 @@ contains
     integer :: fdims(1)
     nullify(a)
     stat = attach_raw(name, 1, SA_FLOAT32, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT32 data of rank 1 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r4_1(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real32), pointer, intent(out) :: a(:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(1)
+    nullify(a)
+    stat = load_raw(path, name, 1, SA_FLOAT32, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -330,6 +419,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT32 data of rank 2 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r4_2(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real32), pointer, intent(out) :: a(:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(2)
+    nullify(a)
+    stat = load_raw(path, name, 2, SA_FLOAT32, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_r4_3(name, dims, a, arr, stat, flags, c_order)
@@ -355,6 +461,23 @@ contains
     integer :: fdims(3)
     nullify(a)
     stat = attach_raw(name, 3, SA_FLOAT32, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT32 data of rank 3 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r4_3(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real32), pointer, intent(out) :: a(:,:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(3)
+    nullify(a)
+    stat = load_raw(path, name, 3, SA_FLOAT32, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -386,6 +509,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT64 data of rank 1 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r8_1(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real64), pointer, intent(out) :: a(:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(1)
+    nullify(a)
+    stat = load_raw(path, name, 1, SA_FLOAT64, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_r8_2(name, dims, a, arr, stat, flags, c_order)
@@ -411,6 +551,23 @@ contains
     integer :: fdims(2)
     nullify(a)
     stat = attach_raw(name, 2, SA_FLOAT64, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT64 data of rank 2 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r8_2(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real64), pointer, intent(out) :: a(:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(2)
+    nullify(a)
+    stat = load_raw(path, name, 2, SA_FLOAT64, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -442,6 +599,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_FLOAT64 data of rank 3 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_r8_3(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    real(real64), pointer, intent(out) :: a(:,:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(3)
+    nullify(a)
+    stat = load_raw(path, name, 3, SA_FLOAT64, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_i4_1(name, dims, a, arr, stat, flags, c_order)
@@ -467,6 +641,23 @@ contains
     integer :: fdims(1)
     nullify(a)
     stat = attach_raw(name, 1, SA_INT32, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT32 data of rank 1 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i4_1(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int32), pointer, intent(out) :: a(:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(1)
+    nullify(a)
+    stat = load_raw(path, name, 1, SA_INT32, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -498,6 +689,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT32 data of rank 2 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i4_2(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int32), pointer, intent(out) :: a(:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(2)
+    nullify(a)
+    stat = load_raw(path, name, 2, SA_INT32, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_i4_3(name, dims, a, arr, stat, flags, c_order)
@@ -523,6 +731,23 @@ contains
     integer :: fdims(3)
     nullify(a)
     stat = attach_raw(name, 3, SA_INT32, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT32 data of rank 3 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i4_3(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int32), pointer, intent(out) :: a(:,:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(3)
+    nullify(a)
+    stat = load_raw(path, name, 3, SA_INT32, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -554,6 +779,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT64 data of rank 1 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i8_1(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int64), pointer, intent(out) :: a(:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(1)
+    nullify(a)
+    stat = load_raw(path, name, 1, SA_INT64, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_i8_2(name, dims, a, arr, stat, flags, c_order)
@@ -579,6 +821,23 @@ contains
     integer :: fdims(2)
     nullify(a)
     stat = attach_raw(name, 2, SA_INT64, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT64 data of rank 2 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i8_2(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int64), pointer, intent(out) :: a(:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(2)
+    nullify(a)
+    stat = load_raw(path, name, 2, SA_INT64, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -610,6 +869,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_INT64 data of rank 3 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_i8_3(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int64), pointer, intent(out) :: a(:,:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(3)
+    nullify(a)
+    stat = load_raw(path, name, 3, SA_INT64, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_u1_1(name, dims, a, arr, stat, flags, c_order)
@@ -635,6 +911,23 @@ contains
     integer :: fdims(1)
     nullify(a)
     stat = attach_raw(name, 1, SA_UINT8, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_UINT8 data of rank 1 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_u1_1(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int8), pointer, intent(out) :: a(:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(1)
+    nullify(a)
+    stat = load_raw(path, name, 1, SA_UINT8, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
@@ -666,6 +959,23 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_UINT8 data of rank 2 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_u1_2(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int8), pointer, intent(out) :: a(:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(2)
+    nullify(a)
+    stat = load_raw(path, name, 2, SA_UINT8, flags, timeout_ms, arr, fdims, outcome)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
   subroutine create_u1_3(name, dims, a, arr, stat, flags, c_order)
@@ -691,6 +1001,23 @@ contains
     integer :: fdims(3)
     nullify(a)
     stat = attach_raw(name, 3, SA_UINT8, flags, timeout_ms, arr, fdims)
+    if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Loads the .npy file PATH into the shared array NAME once per node (open-or-create:
+  !> however many processes call this, one reads the file, the others wait and attach)
+  !> and points A at it; the file must hold SA_UINT8 data of rank 3 (else SA_ERR_MISMATCH).
+  !> OUTCOME: SA_CREATED (this call read the file) or SA_ATTACHED. TIMEOUT_MS: default no limit.
+  subroutine load_u1_3(path, name, a, arr, stat, outcome, flags, timeout_ms)
+    character(*), intent(in) :: path, name
+    integer(int8), pointer, intent(out) :: a(:,:,:)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer, intent(out), optional :: outcome
+    integer, intent(in), optional :: flags, timeout_ms
+    integer :: fdims(3)
+    nullify(a)
+    stat = load_raw(path, name, 3, SA_UINT8, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
