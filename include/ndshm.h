@@ -187,7 +187,8 @@
 /**
  * `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
  * replace the array under its name by a larger one (the handle then maps the new
- * array; `sa_data` changes) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
+ * array; `sa_data` changes, and pointers from before stay valid until `sa_release`,
+ * showing the old array) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
  * old array get `SA_ERR_STALE` and attach the name again.
  */
 #define SA_GROW (1 << 12)
@@ -1005,6 +1006,17 @@ int sa_create_ex(const char *name,
  * `arr` is NULL or a live handle; `version` is NULL or writable.
  */
 int sa_get_version(const struct sa_array *arr, uint64_t *version);
+
+/**
+ * When the array was last written through the API (a publish, `sa_fill`, a copy),
+ * in nanoseconds since the Unix epoch (wall clock), into `*ns`.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL), `SA_ERR_UNSUPPORTED` (SharedArray layout).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle; `ns` is NULL or writable.
+ */
+int sa_get_write_time(const struct sa_array *arr, int64_t *ns);
 
 /**
  * Blocks until a version newer than `newer_than` is published, at most `timeout_ms`

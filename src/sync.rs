@@ -89,6 +89,10 @@ pub(crate) struct Live {
     known_gen: Option<u32>,
     writing: bool,
     sync_page: OnceLock<Option<MmapRaw>>,
+    /// Mappings of arrays this handle replaced by larger ones (`grow`): kept until the
+    /// handle is dropped, so pointers handed out before (`sa_data`, numpy arrays) never
+    /// dangle; they show the old array's last data.
+    retired: Vec<MmapRaw>,
 }
 
 /// How a write began (see [`Array::write_begin`]).
@@ -226,6 +230,18 @@ impl Array {
     pub fn version(&self) -> Result<u64> {
         self.v1()?;
         Ok(self.w64(off::SEQ).load(Ordering::Acquire) >> 1)
+    }
+
+    /// When the array was last written through the API (a publish, a fill, a copy),
+    /// in nanoseconds since the Unix epoch (wall clock). v1 arrays only.
+    pub fn write_time_ns(&self) -> Result<i64> {
+        self.v1()?;
+        // SAFETY: WRITE_NS is an 8-aligned word of the header page (as in w64); every
+        // process accesses it atomically.
+        let w = unsafe {
+            &*(self.map.as_ptr().add(off::WRITE_NS) as *const std::sync::atomic::AtomicI64)
+        };
+        Ok(w.load(Ordering::Relaxed))
     }
 
     /// True once the array was replaced under its name by a larger one: attach the
@@ -523,7 +539,9 @@ impl Array {
             .fetch_or(FLAG_STALE, Ordering::Release);
         self.live.writing = false;
         self.bump_and_wake();
-        *self = new;
+        let old = std::mem::replace(self, new);
+        self.live.retired.extend(old.live.retired);
+        self.live.retired.push(old.map);
         Ok(())
     }
 

@@ -15,7 +15,8 @@ use crate::sync::{LockStart, WriteStart};
 
 /// `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
 /// replace the array under its name by a larger one (the handle then maps the new
-/// array; `sa_data` changes) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
+/// array; `sa_data` changes, and pointers from before stay valid until `sa_release`,
+/// showing the old array) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
 /// old array get `SA_ERR_STALE` and attach the name again.
 pub const SA_GROW: u32 = 1 << 12;
 
@@ -117,6 +118,26 @@ pub unsafe extern "C" fn sa_get_version(arr: *const sa_array, version: *mut u64)
         let v = h.inner.version()?;
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { write_out(version, v) };
+        Ok(())
+    })
+}
+
+/// When the array was last written through the API (a publish, `sa_fill`, a copy),
+/// in nanoseconds since the Unix epoch (wall clock), into `*ns`.
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID` (NULL), `SA_ERR_UNSUPPORTED` (SharedArray layout).
+///
+/// # Safety
+/// `arr` is NULL or a live handle; `ns` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_get_write_time(arr: *const sa_array, ns: *mut i64) -> c_int {
+    guard(|| {
+        out_arg(ns, "ns")?;
+        // SAFETY: per this function's contract.
+        let h = unsafe { try_ref::<sa_array>(arr, "arr") }?;
+        let t = h.inner.write_time_ns()?;
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(ns, t) };
         Ok(())
     })
 }

@@ -302,11 +302,13 @@ def _wrap(handle: Any) -> NDArray:
 @overload
 def create(name: Name, shape: ShapeLike, dtype: DTypeLike = ..., *, order: str = ..., force: bool = ...,
            sparse: bool = ..., populate: bool = ..., hugepages: bool = ..., share: Optional[str] = ...,
-           format: Optional[str] = ..., full: Any = ..., raise_on_error: Literal[True] = ...) -> NDArray: ...
+           format: Optional[str] = ..., full: Any = ..., raise_on_error: Literal[True] = ...,
+           capacity: Optional[int] = ...) -> NDArray: ...
 @overload
 def create(name: Name, shape: ShapeLike, dtype: DTypeLike = ..., *, order: str = ..., force: bool = ...,
            sparse: bool = ..., populate: bool = ..., hugepages: bool = ..., share: Optional[str] = ...,
-           format: Optional[str] = ..., full: Any = ..., raise_on_error: bool) -> Optional[NDArray]: ...
+           format: Optional[str] = ..., full: Any = ..., raise_on_error: bool,
+           capacity: Optional[int] = ...) -> Optional[NDArray]: ...
 def create(
     name: Name,
     shape: ShapeLike,
@@ -321,6 +323,7 @@ def create(
     format: Optional[str] = "ndshm",
     full: Any = None,
     raise_on_error: bool = True,
+    capacity: Optional[int] = None,
 ) -> Optional[NDArray]:
     """Create a new shared array and return it as a numpy array (zero-filled, or ``full``).
 
@@ -346,6 +349,8 @@ def create(
             programs still using the SharedArray package can attach it.
         full: a scalar, or an array broadcast to ``shape``, to fill the new array with.
         raise_on_error: ``False`` returns None instead of raising ``FileExistsError``.
+        capacity: bytes to reserve for data when more than ``shape`` needs, so that
+            :func:`publish` can later change the shape and dtype in place.
 
     Returns:
         A writable ``numpy.ndarray`` over the shared memory, whose ``base`` is a
@@ -384,6 +389,8 @@ def create(
     dims = _shape(shape)
     ndim, c_shape = _c_shape(dims, _DIM, _NDIM)
     code = _dtype_code(dtype)
+    if capacity is not None and not 0 <= operator.index(capacity) < 1 << 64:
+        raise ValueError(f"capacity must be 0 to 2**64 - 1 bytes, not {capacity!r}")
     if full is not None:
         # What can be checked before anything is made (or replaced, with force) is.
         try:
@@ -392,7 +399,10 @@ def create(
             raise _renamed(exc, f"{name}: full=: {exc}") from exc
     h = ctypes.c_void_p()
     try:
-        lib.sa_create(cname, ndim, c_shape, code, flags, ctypes.byref(h))
+        if capacity is None:
+            lib.sa_create(cname, ndim, c_shape, code, flags, ctypes.byref(h))
+        else:
+            lib.sa_create_ex(cname, ndim, c_shape, code, flags, operator.index(capacity), ctypes.byref(h))
     except FileExistsError:
         if raise_on_error:
             raise
@@ -709,3 +719,6 @@ def is_shared(array: Any) -> bool:
     lo, hi = np.byte_bounds(array) if hasattr(np, "byte_bounds") else np.lib.array_utils.byte_bounds(array)
     return b._addr <= start and lo >= b._addr and hi <= b._addr + b._size
 
+
+# Live data (publish, snapshots, waiting, shape changes, the lock): their own module.
+from ._live import Lock, StaleError, lock, publish, read_begin, read_snapshot, read_valid, version, wait, writing  # noqa: E402,F401

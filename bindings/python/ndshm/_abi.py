@@ -55,6 +55,7 @@ __all__ = [
     "SA_BACKEND_FILE",
     "SA_STATE_INITIALISING",
     "SA_STATE_READY",
+    "SA_GROW",
     "SA_BOOL",
     "SA_INT8",
     "SA_UINT8",
@@ -85,6 +86,9 @@ __all__ = [
     "SA_ERR_UNSUPPORTED",
     "SA_ERR_IO",
     "SA_ERR_PANIC",
+    "SA_ERR_BUSY",
+    "SA_ERR_STALE",
+    "SA_ERR_TORN",
     "sa_status",
     "sa_dtype",
     "sa_desc",
@@ -130,6 +134,7 @@ SA_BACKEND_SHM = 0
 SA_BACKEND_FILE = 1
 SA_STATE_INITIALISING = 0
 SA_STATE_READY = 1
+SA_GROW = 4096
 SA_BOOL = 0
 SA_INT8 = 1
 SA_UINT8 = 2
@@ -160,6 +165,9 @@ SA_ERR_READ_ONLY = -11
 SA_ERR_UNSUPPORTED = -12
 SA_ERR_IO = -13
 SA_ERR_PANIC = -14
+SA_ERR_BUSY = -15
+SA_ERR_STALE = -16
+SA_ERR_TORN = -17
 
 
 sa_status = c_int32
@@ -298,6 +306,39 @@ DECLARATIONS = {
     "sa_list": (c_int, [c_char_p, POINTER(POINTER(sa_list_entry)), POINTER(c_size_t)]),
     "sa_list_free": (None, [POINTER(sa_list_entry), c_size_t]),
     "sa_info": (c_int, [c_char_p, POINTER(POINTER(sa_list_entry))]),
+    "sa_create_ex": (
+        c_int,
+        [c_char_p, c_int32, POINTER(c_int64), sa_dtype, c_uint32, c_uint64, POINTER(c_void_p)],
+    ),
+    "sa_get_version": (c_int, [c_void_p, POINTER(c_uint64)]),
+    "sa_get_write_time": (c_int, [c_void_p, POINTER(c_int64)]),
+    "sa_wait_version": (c_int, [c_void_p, c_uint64, c_int64, POINTER(c_uint64)]),
+    "sa_write_begin": (c_int, [c_void_p]),
+    "sa_write_shape": (c_int, [c_void_p, c_int32, POINTER(c_int64), sa_dtype, c_uint32]),
+    "sa_write_end": (c_int, [c_void_p, POINTER(c_uint64)]),
+    "sa_publish": (c_int, [c_void_p, c_void_p, c_size_t, POINTER(c_uint64)]),
+    "sa_publish_shape": (
+        c_int,
+        [
+            c_void_p,
+            c_int32,
+            POINTER(c_int64),
+            sa_dtype,
+            c_void_p,
+            c_size_t,
+            c_uint32,
+            POINTER(c_uint64),
+        ],
+    ),
+    "sa_read_copy": (
+        c_int,
+        [c_void_p, c_void_p, c_size_t, c_int64, POINTER(c_uint64), POINTER(c_int32)],
+    ),
+    "sa_read_begin": (c_int, [c_void_p, c_int64, POINTER(c_uint64)]),
+    "sa_read_end": (c_int, [c_void_p, c_uint64, POINTER(c_uint64)]),
+    "sa_lock": (c_int, [c_void_p, c_int64]),
+    "sa_trylock": (c_int, [c_void_p]),
+    "sa_unlock": (c_int, [c_void_p]),
 }
 
 # The header's names of each function's parameters.
@@ -374,6 +415,21 @@ PARAMETERS = {
     "sa_list": ("where", "entries", "count"),
     "sa_list_free": ("entries", "count"),
     "sa_info": ("name", "out"),
+    "sa_create_ex": ("name", "ndim", "shape", "dtype", "flags", "capacity", "out"),
+    "sa_get_version": ("arr", "version"),
+    "sa_get_write_time": ("arr", "ns"),
+    "sa_wait_version": ("arr", "newer_than", "timeout_ms", "version"),
+    "sa_write_begin": ("arr",),
+    "sa_write_shape": ("arr", "ndim", "shape", "dtype", "flags"),
+    "sa_write_end": ("arr", "version"),
+    "sa_publish": ("arr", "src", "nbytes", "version"),
+    "sa_publish_shape": ("arr", "ndim", "shape", "dtype", "src", "nbytes", "flags", "version"),
+    "sa_read_copy": ("arr", "dst", "dst_bytes", "timeout_ms", "version", "reshaped"),
+    "sa_read_begin": ("arr", "timeout_ms", "token"),
+    "sa_read_end": ("arr", "token", "version"),
+    "sa_lock": ("arr", "timeout_ms"),
+    "sa_trylock": ("arr",),
+    "sa_unlock": ("arr",),
 }
 
 # The header's spelling of each function's result type (c_int and c_int32 are one
@@ -419,4 +475,19 @@ C_RESULTS = {
     "sa_list": "int",
     "sa_list_free": "void",
     "sa_info": "int",
+    "sa_create_ex": "int",
+    "sa_get_version": "int",
+    "sa_get_write_time": "int",
+    "sa_wait_version": "int",
+    "sa_write_begin": "int",
+    "sa_write_shape": "int",
+    "sa_write_end": "int",
+    "sa_publish": "int",
+    "sa_publish_shape": "int",
+    "sa_read_copy": "int",
+    "sa_read_begin": "int",
+    "sa_read_end": "int",
+    "sa_lock": "int",
+    "sa_trylock": "int",
+    "sa_unlock": "int",
 }

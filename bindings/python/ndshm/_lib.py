@@ -77,8 +77,18 @@ class NotReadyError(NdshmError):
     """The array exists but its creator has not finished initialising it."""
 
 
+class StaleError(NdshmError):
+    """The array was replaced under its name by a larger one: attach the name again."""
+
+
+class TornReadError(NdshmError):
+    """An in-place read overlapped a write: what was read may mix two versions."""
+
+
 class OwnerDiedError(NdshmError):
-    """The process that should have finished the array (its creator) died."""
+    """The process that should have finished something died: the array's creator, or
+    the holder of its lock (the lock is then held by the caller), or a writer in the
+    middle of a write (the write is then the caller's: rewrite all the data)."""
 
 
 # The library names the C flag that lifts an error ("[flag SA_FORCE]"); Python users
@@ -115,6 +125,9 @@ _EXCEPTIONS = {
     SA_ERR_UNSUPPORTED: (ValueError, None),
     SA_ERR_IO: (OSError, _errno.EIO),
     SA_ERR_PANIC: (RuntimeError, None),
+    SA_ERR_BUSY: (BlockingIOError, _errno.EBUSY),
+    SA_ERR_STALE: (StaleError, _errno.ESTALE),
+    SA_ERR_TORN: (TornReadError, _errno.EAGAIN),
 }
 
 
