@@ -13,6 +13,11 @@
 !   call ndshm_attach("shm://sim-out", a, h, stat, flags=SA_READONLY, timeout_ms=5000)
 !   call ndshm_load("/data/train.npy", "train", a, h, stat, outcome=oc)  ! once per node
 !
+! Live data: call ndshm_write_begin(h, stat); a = ...; call ndshm_write_end(h, stat, v)
+! (or call ndshm_publish(h, values, stat, v)); readers call ndshm_snapshot(h, copy, stat,
+! v) and ndshm_wait(h, v, timeout_ms, stat, newer); writers take turns with ndshm_lock
+! and ndshm_unlock (SA_ERR_OWNER_DIED: the previous holder died; the lock is held).
+!
 ! Arrays are created column-major (SA_ORDER_F) with the Fortran shape, so numpy sees the
 ! same shape and indices (F-contiguous). Attaching a row-major (C order) array of rank
 ! >= 2 gives a pointer with the shape reversed: numpy's a[i, j] is a(j+1, i+1) here
@@ -66,6 +71,10 @@ module ndshm
   integer(c_int32_t), parameter, public :: SA_CREATED = 1
   integer(c_int32_t), parameter, public :: SA_ATTACHED = 0
   integer(c_int32_t), parameter, public :: SA_EXCLUSIVE = 32768
+  integer(c_int32_t), parameter, public :: SA_ERR_BUSY = -15
+  integer(c_int32_t), parameter, public :: SA_ERR_STALE = -16
+  integer(c_int32_t), parameter, public :: SA_ERR_TORN = -17
+  integer(c_int32_t), parameter, public :: SA_GROW = 4096
 
   !> A handle: release it with ndshm_release.
   type, public :: ndshm_array
@@ -74,6 +83,8 @@ module ndshm
 
   public :: ndshm_create, ndshm_attach, ndshm_release, ndshm_delete, ndshm_last_error
   public :: ndshm_status_name, ndshm_is_c_order, ndshm_shape, ndshm_load
+  public :: ndshm_publish, ndshm_snapshot, ndshm_write_begin, ndshm_write_end, ndshm_wait
+  public :: ndshm_version, ndshm_lock, ndshm_unlock
 
   interface ndshm_create
     module procedure create_r4_1
@@ -129,13 +140,99 @@ module ndshm
     module procedure load_u1_3
   end interface
 
+  interface ndshm_publish
+    module procedure publish_r4_1
+    module procedure publish_r4_2
+    module procedure publish_r4_3
+    module procedure publish_r8_1
+    module procedure publish_r8_2
+    module procedure publish_r8_3
+    module procedure publish_i4_1
+    module procedure publish_i4_2
+    module procedure publish_i4_3
+    module procedure publish_i8_1
+    module procedure publish_i8_2
+    module procedure publish_i8_3
+    module procedure publish_u1_1
+    module procedure publish_u1_2
+    module procedure publish_u1_3
+  end interface
+
+  interface ndshm_snapshot
+    module procedure snapshot_r4_1
+    module procedure snapshot_r4_2
+    module procedure snapshot_r4_3
+    module procedure snapshot_r8_1
+    module procedure snapshot_r8_2
+    module procedure snapshot_r8_3
+    module procedure snapshot_i4_1
+    module procedure snapshot_i4_2
+    module procedure snapshot_i4_3
+    module procedure snapshot_i8_1
+    module procedure snapshot_i8_2
+    module procedure snapshot_i8_3
+    module procedure snapshot_u1_1
+    module procedure snapshot_u1_2
+    module procedure snapshot_u1_3
+  end interface
+
   interface
-    integer(c_int) function sa_create(name, ndim, shape, dtype, flags, out) bind(C, name="sa_create")
+    integer(c_int) function sa_create_ex(name, ndim, shape, dtype, flags, capacity, out) &
+        bind(C, name="sa_create_ex")
       import :: c_int, c_int32_t, c_int64_t, c_char, c_ptr
       character(kind=c_char), intent(in) :: name(*)
       integer(c_int32_t), value :: ndim, dtype, flags
       integer(c_int64_t), intent(in) :: shape(*)
+      integer(c_int64_t), value :: capacity
       type(c_ptr), intent(out) :: out
+    end function
+    integer(c_int) function sa_publish_shape(arr, ndim, shape, dtype, src, nbytes, flags, version) &
+        bind(C, name="sa_publish_shape")
+      import :: c_int, c_int32_t, c_int64_t, c_ptr, c_size_t
+      type(c_ptr), value :: arr, src
+      integer(c_int32_t), value :: ndim, dtype, flags
+      integer(c_int64_t), intent(in) :: shape(*)
+      integer(c_size_t), value :: nbytes
+      integer(c_int64_t), intent(out) :: version
+    end function
+    integer(c_int) function sa_read_copy(arr, dst, dst_bytes, timeout_ms, version, reshaped) &
+        bind(C, name="sa_read_copy")
+      import :: c_int, c_int32_t, c_int64_t, c_ptr, c_size_t
+      type(c_ptr), value :: arr, dst
+      integer(c_size_t), value :: dst_bytes
+      integer(c_int64_t), value :: timeout_ms
+      integer(c_int64_t), intent(out) :: version
+      integer(c_int32_t), intent(out) :: reshaped
+    end function
+    integer(c_int) function sa_write_begin(arr) bind(C, name="sa_write_begin")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: arr
+    end function
+    integer(c_int) function sa_write_end(arr, version) bind(C, name="sa_write_end")
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: arr
+      integer(c_int64_t), intent(out) :: version
+    end function
+    integer(c_int) function sa_wait_version(arr, newer_than, timeout_ms, version) &
+        bind(C, name="sa_wait_version")
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: arr
+      integer(c_int64_t), value :: newer_than, timeout_ms
+      integer(c_int64_t), intent(out) :: version
+    end function
+    integer(c_int) function sa_get_version(arr, version) bind(C, name="sa_get_version")
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: arr
+      integer(c_int64_t), intent(out) :: version
+    end function
+    integer(c_int) function sa_lock(arr, timeout_ms) bind(C, name="sa_lock")
+      import :: c_int, c_int64_t, c_ptr
+      type(c_ptr), value :: arr
+      integer(c_int64_t), value :: timeout_ms
+    end function
+    integer(c_int) function sa_unlock(arr) bind(C, name="sa_unlock")
+      import :: c_int, c_ptr
+      type(c_ptr), value :: arr
     end function
     integer(c_int) function sa_attach_ex(name, flags, timeout_ms, ndim, shape, dtype, out) &
         bind(C, name="sa_attach_ex")
@@ -265,13 +362,15 @@ contains
     s = p
   end function
 
-  integer function create_raw(name, dims, dtype, flags, c_order, arr) result(stat)
+  integer function create_raw(name, dims, dtype, flags, c_order, arr, capacity) result(stat)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(:)
     integer(c_int32_t), intent(in) :: dtype
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
     type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(in), optional :: capacity
+    integer(c_int64_t) :: cap
     integer(c_int32_t) :: f
     integer(c_int64_t) :: shape(max(1, size(dims)))
     f = SA_ORDER_F
@@ -283,7 +382,115 @@ contains
       end if
     end if
     if (present(flags)) f = ior(f, int(flags, c_int32_t))
-    stat = sa_create(c_str(name), int(size(dims), c_int32_t), shape, dtype, f, arr%h)
+    cap = 0
+    if (present(capacity)) cap = capacity
+    stat = sa_create_ex(c_str(name), int(size(dims), c_int32_t), shape, dtype, f, cap, arr%h)
+  end function
+
+  !> Begins a write: readers' snapshots wait for ndshm_write_end and never see half of
+  !> it. Write through the array pointer in between. STAT: SA_OK, SA_ERR_BUSY (another
+  !> writer is writing: take turns with ndshm_lock), SA_ERR_OWNER_DIED (begun, but the
+  !> previous writer died mid-write: rewrite all the data).
+  subroutine ndshm_write_begin(arr, stat)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    stat = sa_write_begin(arr%h)
+  end subroutine
+
+  !> Ends the write: publishes it as the next version (VERSION) and wakes the waiters.
+  subroutine ndshm_write_end(arr, stat, version)
+    type(ndshm_array), intent(inout) :: arr
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer(c_int64_t) :: v
+    stat = sa_write_end(arr%h, v)
+    if (present(version)) version = v
+  end subroutine
+
+  !> Sleeps (no CPU) until a version newer than NEWER_THAN is published, at most
+  !> TIMEOUT_MS (negative: no limit); VERSION: that version. STAT: SA_OK, SA_ERR_TIMEOUT,
+  !> SA_ERR_STALE (the array was replaced by a larger one: attach it again).
+  subroutine ndshm_wait(arr, newer_than, timeout_ms, stat, version)
+    type(ndshm_array), intent(in) :: arr
+    integer(int64), intent(in) :: newer_than
+    integer, intent(in) :: timeout_ms
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer(c_int64_t) :: v
+    stat = sa_wait_version(arr%h, newer_than, int(timeout_ms, c_int64_t), v)
+    if (present(version)) version = v
+  end subroutine
+
+  !> The latest published version (0 before the first write; -1 on error).
+  integer(int64) function ndshm_version(arr)
+    type(ndshm_array), intent(in) :: arr
+    integer(c_int64_t) :: v
+    ndshm_version = -1
+    if (sa_get_version(arr%h, v) == SA_OK) ndshm_version = v
+  end function
+
+  !> Takes the array's process-shared lock, at most TIMEOUT_MS (default: no limit; 0:
+  !> try once, SA_ERR_BUSY). SA_ERR_OWNER_DIED: the previous holder died holding it; the
+  !> lock is held now and what it protects may need repair.
+  subroutine ndshm_lock(arr, stat, timeout_ms)
+    type(ndshm_array), intent(in) :: arr
+    integer, intent(out) :: stat
+    integer, intent(in), optional :: timeout_ms
+    integer(c_int64_t) :: t
+    t = -1
+    if (present(timeout_ms)) t = int(timeout_ms, c_int64_t)
+    stat = sa_lock(arr%h, t)
+  end subroutine
+
+  !> Releases the lock held by this thread.
+  subroutine ndshm_unlock(arr, stat)
+    type(ndshm_array), intent(in) :: arr
+    integer, intent(out) :: stat
+    stat = sa_unlock(arr%h)
+  end subroutine
+
+  integer function publish_raw(arr, src, fdims, nbytes, dtype, flags, version) result(stat)
+    type(ndshm_array), intent(inout) :: arr
+    type(c_ptr), intent(in) :: src
+    integer, intent(in) :: fdims(:)
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int32_t), intent(in) :: dtype
+    integer, intent(in), optional :: flags
+    integer(int64), intent(out), optional :: version
+    integer(c_int64_t) :: shape(max(1, size(fdims))), v
+    integer(c_int32_t) :: f
+    ! The array's axes in its own order: reversed for a row-major array.
+    if (sa_order(arr%h) == SA_ORDER_C) then
+      shape(1:size(fdims)) = fdims(size(fdims):1:-1)
+    else
+      shape(1:size(fdims)) = fdims
+    end if
+    f = 0
+    if (present(flags)) f = int(flags, c_int32_t)
+    stat = sa_publish_shape(arr%h, int(size(fdims), c_int32_t), shape, dtype, src, nbytes, f, v)
+    if (present(version) .and. stat == SA_OK) version = v
+  end function
+
+  integer function snapshot_raw(arr, dst, nbytes, dtype, version, timeout_ms, reshaped) result(stat)
+    type(ndshm_array), intent(inout) :: arr
+    type(c_ptr), intent(in) :: dst
+    integer(c_size_t), intent(in) :: nbytes
+    integer(c_int32_t), intent(in) :: dtype
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    integer(c_int64_t) :: t, v
+    integer(c_int32_t) :: r
+    t = 1000
+    if (present(timeout_ms)) t = int(timeout_ms, c_int64_t)
+    stat = sa_read_copy(arr%h, dst, nbytes, t, v, r)
+    if (stat /= SA_OK) return
+    if (sa_get_dtype(arr%h) /= dtype) then
+      stat = SA_ERR_MISMATCH
+      return
+    end if
+    if (present(version)) version = v
+    if (present(reshaped)) reshaped = r /= 0
   end function
 
   integer function attach_raw(name, rank, dtype, flags, timeout_ms, arr, fdims) result(stat)
@@ -348,7 +555,9 @@ contains
 
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r4_1(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r4_1(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(1)
     real(real32), pointer, intent(out) :: a(:)
@@ -356,8 +565,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -391,9 +601,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r4_1(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(in), target, contiguous :: src(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r4_1(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(inout), target, contiguous :: dst(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r4_2(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r4_2(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(2)
     real(real32), pointer, intent(out) :: a(:,:)
@@ -401,8 +643,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -436,9 +679,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r4_2(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(in), target, contiguous :: src(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r4_2(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(inout), target, contiguous :: dst(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r4_3(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r4_3(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(3)
     real(real32), pointer, intent(out) :: a(:,:,:)
@@ -446,8 +721,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -481,9 +757,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r4_3(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(in), target, contiguous :: src(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r4_3(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real32), intent(inout), target, contiguous :: dst(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r8_1(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r8_1(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(1)
     real(real64), pointer, intent(out) :: a(:)
@@ -491,8 +799,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -526,9 +835,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r8_1(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(in), target, contiguous :: src(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r8_1(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(inout), target, contiguous :: dst(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r8_2(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r8_2(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(2)
     real(real64), pointer, intent(out) :: a(:,:)
@@ -536,8 +877,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -571,9 +913,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r8_2(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(in), target, contiguous :: src(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r8_2(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(inout), target, contiguous :: dst(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_r8_3(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_r8_3(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(3)
     real(real64), pointer, intent(out) :: a(:,:,:)
@@ -581,8 +955,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_FLOAT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -616,9 +991,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_r8_3(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(in), target, contiguous :: src(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_FLOAT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_r8_3(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    real(real64), intent(inout), target, contiguous :: dst(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_FLOAT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i4_1(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i4_1(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(1)
     integer(int32), pointer, intent(out) :: a(:)
@@ -626,8 +1033,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -661,9 +1069,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i4_1(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(in), target, contiguous :: src(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i4_1(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(inout), target, contiguous :: dst(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i4_2(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i4_2(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(2)
     integer(int32), pointer, intent(out) :: a(:,:)
@@ -671,8 +1111,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -706,9 +1147,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i4_2(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(in), target, contiguous :: src(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i4_2(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(inout), target, contiguous :: dst(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i4_3(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i4_3(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(3)
     integer(int32), pointer, intent(out) :: a(:,:,:)
@@ -716,8 +1189,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT32, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -751,9 +1225,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i4_3(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(in), target, contiguous :: src(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT32, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i4_3(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int32), intent(inout), target, contiguous :: dst(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT32, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i8_1(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i8_1(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(1)
     integer(int64), pointer, intent(out) :: a(:)
@@ -761,8 +1267,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -796,9 +1303,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i8_1(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(in), target, contiguous :: src(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i8_1(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(inout), target, contiguous :: dst(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i8_2(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i8_2(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(2)
     integer(int64), pointer, intent(out) :: a(:,:)
@@ -806,8 +1345,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -841,9 +1381,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i8_2(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(in), target, contiguous :: src(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i8_2(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(inout), target, contiguous :: dst(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_i8_3(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_i8_3(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(3)
     integer(int64), pointer, intent(out) :: a(:,:,:)
@@ -851,8 +1423,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_INT64, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -886,9 +1459,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_i8_3(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(in), target, contiguous :: src(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_INT64, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_i8_3(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int64), intent(inout), target, contiguous :: dst(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_INT64, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_u1_1(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_u1_1(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(1)
     integer(int8), pointer, intent(out) :: a(:)
@@ -896,8 +1501,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -931,9 +1537,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_u1_1(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(in), target, contiguous :: src(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_UINT8, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_u1_1(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(inout), target, contiguous :: dst(:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_UINT8, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_u1_2(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_u1_2(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(2)
     integer(int8), pointer, intent(out) :: a(:,:)
@@ -941,8 +1579,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -976,9 +1615,41 @@ contains
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
   end subroutine
 
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_u1_2(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(in), target, contiguous :: src(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_UINT8, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_u1_2(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(inout), target, contiguous :: dst(:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_UINT8, version, timeout_ms, reshaped)
+  end subroutine
+
   !> Creates NAME with Fortran shape DIMS and points A at it: column-major, or with
   !> C_ORDER row-major with numpy shape reversed(DIMS).
-  subroutine create_u1_3(name, dims, a, arr, stat, flags, c_order)
+  !> CAPACITY: bytes to reserve for data, so later shape changes up to it (ndshm_publish
+  !> with another shape) happen in place.
+  subroutine create_u1_3(name, dims, a, arr, stat, flags, c_order, capacity)
     character(*), intent(in) :: name
     integer, intent(in) :: dims(3)
     integer(int8), pointer, intent(out) :: a(:,:,:)
@@ -986,8 +1657,9 @@ contains
     integer, intent(out) :: stat
     integer, intent(in), optional :: flags
     logical, intent(in), optional :: c_order
+    integer(int64), intent(in), optional :: capacity
     nullify(a)
-    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr)
+    stat = create_raw(name, dims, SA_UINT8, flags, c_order, arr, capacity)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, dims)
   end subroutine
 
@@ -1019,6 +1691,36 @@ contains
     nullify(a)
     stat = load_raw(path, name, 3, SA_UINT8, flags, timeout_ms, arr, fdims, outcome)
     if (stat == SA_OK) call c_f_pointer(sa_data(arr%h), a, fdims)
+  end subroutine
+
+  !> Publishes SRC as the next version of the array, in one call: readers' snapshots
+  !> see all of it or none. When SRC's shape or kind differs from the array's, the
+  !> array takes them on, atomically with the data (they must fit the capacity reserved
+  !> at create, else SA_ERR_NO_SPACE; FLAGS=SA_GROW replaces the array by a larger one).
+  !> Pointers from ndshm_create/ndshm_attach keep their old shape. VERSION: the version.
+  subroutine publish_u1_3(arr, src, stat, version, flags)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(in), target, contiguous :: src(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: flags
+    stat = publish_raw(arr, c_loc(src), shape(src), int(storage_size(src) / 8, c_size_t) * &
+        int(size(src), c_size_t), SA_UINT8, flags, version)
+  end subroutine
+
+  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
+  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
+  !> true when the shape or kind changed since the handle's last look (ndshm_shape).
+  subroutine snapshot_u1_3(arr, dst, stat, version, timeout_ms, reshaped)
+    type(ndshm_array), intent(inout) :: arr
+    integer(int8), intent(inout), target, contiguous :: dst(:,:,:)
+    integer, intent(out) :: stat
+    integer(int64), intent(out), optional :: version
+    integer, intent(in), optional :: timeout_ms
+    logical, intent(out), optional :: reshaped
+    stat = snapshot_raw(arr, c_loc(dst), int(storage_size(dst) / 8, c_size_t) * &
+        int(size(dst), c_size_t), SA_UINT8, version, timeout_ms, reshaped)
   end subroutine
 
 end module ndshm
