@@ -2,20 +2,27 @@
 arrays to ``.npy`` atomically. Thin wrappers over ``sa_load``, ``sa_open_or_create`` and
 ``sa_save`` (see include/ndshm.h)."""
 
+from __future__ import annotations
+
 import ctypes
 import operator
 import os
 import tempfile
+from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 
 from . import _lib
 from ._lib import lib
+from ._types import DTypeLike, Name, NDArray, PathLike, ShapeLike
+
+#: Rows of axis 0: a ``slice`` with step 1, or a ``(start, end)`` pair.
+Rows = Union[slice, Tuple[int, int]]
 
 _FILE_FORMATS = {"npy": _lib.SA_FILE_NPY, "npio": _lib.SA_FILE_NPIO}
 
 
-def _rows(rows):
+def _rows(rows: Optional[Rows]) -> Tuple[int, int]:
     """(start, end) for the C call: ``None`` is every row, else a ``slice`` with step 1
     or a ``(start, end)`` pair of non-negative integers."""
     if rows is None:
@@ -40,52 +47,80 @@ _INT64_MAX = (1 << 63) - 1
 _SHARES = {"owner": 0, None: 0, "group": _lib.SA_SHARE_GROUP, "all": _lib.SA_SHARE_ALL}
 
 
-def _path(path):
+def _path(path: PathLike) -> bytes:
     """A file path as the C string the library gets (``str``, ``bytes`` or path-like)."""
     from . import _no_nul  # noqa: PLC0415
 
     return _no_nul(os.fsencode(path), "path", path)
 
 
+@overload
+def load(path: PathLike, name: Name, accept_existing: bool = ..., validate_shape: Optional[ShapeLike] = ...,
+         validate_dtype: Optional[DTypeLike] = ..., rows: Optional[Rows] = ...,
+         return_status: Literal[False] = ..., *, format: str = ..., read_only: bool = ..., force: bool = ...,
+         timeout: Optional[float] = ..., share: Optional[str] = ..., allow_other_owner: bool = ...,
+         follow_symlinks: bool = ...) -> NDArray: ...
+@overload
+def load(path: PathLike, name: Name, accept_existing: bool = ..., validate_shape: Optional[ShapeLike] = ...,
+         validate_dtype: Optional[DTypeLike] = ..., rows: Optional[Rows] = ..., *,
+         return_status: Literal[True], format: str = ..., read_only: bool = ..., force: bool = ...,
+         timeout: Optional[float] = ..., share: Optional[str] = ..., allow_other_owner: bool = ...,
+         follow_symlinks: bool = ...) -> Tuple[NDArray, str]: ...
 def load(
-    path,
-    name,
-    accept_existing=True,
-    validate_shape=None,
-    validate_dtype=None,
-    rows=None,
-    return_status=False,
+    path: PathLike,
+    name: Name,
+    accept_existing: bool = True,
+    validate_shape: Optional[ShapeLike] = None,
+    validate_dtype: Optional[DTypeLike] = None,
+    rows: Optional[Rows] = None,
+    return_status: bool = False,
     *,
-    format="npy",
-    read_only=False,
-    force=False,
-    timeout=None,
-    share=None,
-    allow_other_owner=False,
-    follow_symlinks=False,
-):
-    """Load the file ``path`` into the shared array ``name``, or attach that array when it
-    already exists with the file's shape, dtype and order (``accept_existing``, the
-    default). However many processes call this at once, exactly one reads the file; the
+    format: str = "npy",
+    read_only: bool = False,
+    force: bool = False,
+    timeout: Optional[float] = None,
+    share: Optional[str] = None,
+    allow_other_owner: bool = False,
+    follow_symlinks: bool = False,
+) -> Any:
+    """Load a data file into the shared array ``name``, once per node.
+
+    Attaches the array instead when it already exists with the file's shape, dtype and
+    order. However many processes call this at once, exactly one reads the file; the
     others wait until it is complete and attach: nobody sees partial data. If the
     loading process dies, a waiting one takes over.
 
-    ``format``: ``"npy"`` (numpy 1.0, 2.0 and 3.0 files, C or Fortran order, big-endian
-    data converted while loading) or ``"npio"`` (cdxcore). ``rows``: only rows
-    ``start:end`` of axis 0, as a ``slice`` or a pair. ``validate_shape`` /
-    ``validate_dtype``: ``ValueError`` when the data differs (an array this call created
-    is then removed). ``read_only``: a read-only mapping. ``force``: load a fresh copy
-    and replace any existing array atomically. ``timeout`` (seconds): how long to wait
-    for another loader (None: no limit). ``share``: ``"group"`` or ``"all"`` for a new
-    array's permissions.
+    Args:
+        path: the file.
+        name: the shared array's name (``shm://NAME``, ``file://PATH`` or a bare NAME).
+        accept_existing: attach an existing array (else ``FileExistsError``).
+        validate_shape: the shape the data must have.
+        validate_dtype: the dtype the data must have.
+        rows: only rows ``start:end`` of axis 0 (a ``slice`` or a pair).
+        return_status: also return ``"created"`` or ``"attached"``.
+        format: ``"npy"`` (numpy 1.0-3.0 files, C or Fortran order, big-endian data
+            converted while loading) or ``"npio"`` (cdxcore).
+        read_only: map the array read-only.
+        force: load a fresh copy and replace any existing array atomically.
+        timeout: seconds to wait for another process loading the same array (None: no
+            limit).
+        share: ``"group"`` or ``"all"``: a new array's permissions (default owner only).
+        allow_other_owner: accept an existing array owned by another user.
+        follow_symlinks: follow a symbolic link at the name.
 
-    Returns the array, or ``(array, status)`` with ``return_status``, ``status`` being
-    ``"created"`` or ``"attached"``.
+    Returns:
+        The array, or ``(array, status)`` with ``return_status``.
 
-    Raises ``ndshm.FormatError`` (malformed or truncated file), ``ValueError``
-    (unsupported dtype, rows outside the array, validation), ``FileExistsError`` (an
-    existing array with ``accept_existing=False``), ``FileNotFoundError`` (no such file),
-    ``TimeoutError``, ``PermissionError``, ``OSError``.
+    Raises:
+        ndshm.FormatError: a malformed file, or one truncated while loading.
+        ValueError: an unsupported dtype, rows outside the array, a validation failure
+            (an array this call created is then removed), an existing array that
+            differs.
+        FileExistsError: an existing array with ``accept_existing=False``.
+        FileNotFoundError: no such file.
+        TimeoutError: another loader took longer than ``timeout``.
+        PermissionError: another user's array, or a symbolic link, without the opt-in.
+        OSError: out of space (ENOSPC) or another system error.
     """
     from . import _name, _timeout_ms, _wrap, delete  # noqa: PLC0415
 
@@ -123,12 +158,26 @@ def load(
     return (arr, "created" if created else "attached") if return_status else arr
 
 
-def save(name_or_array, path, rows=None):
-    """Write an array to the ``.npy`` file ``path`` atomically: a temporary file in the
-    same directory is written, synced and renamed over ``path``, so a reader sees the old
-    file or the complete new one, never a half-written one. ``name_or_array``: the name
-    of a shared array, an ndshm array, or any numpy array. ``rows``: only rows
-    ``start:end`` of axis 0. ``numpy.load`` reads the result."""
+def save(name_or_array: Union[Name, "os.PathLike[str]", NDArray], path: PathLike, rows: Optional[Rows] = None) -> None:
+    """Write an array to the ``.npy`` file ``path`` atomically.
+
+    A temporary file in the same directory is written, synced and renamed over
+    ``path``, so a reader sees the old file or the complete new one, never a
+    half-written one. ``numpy.load`` reads the result (Fortran order is kept).
+
+    Args:
+        name_or_array: the name of a shared array, an ndshm array, or any numpy array.
+        path: the ``.npy`` file to write.
+        rows: only rows ``start:end`` of axis 0 (a ``slice`` or a pair).
+
+    Returns:
+        None.
+
+    Raises:
+        ValueError: rows outside the array.
+        FileNotFoundError: no such shared array, or no such directory.
+        OSError: out of space (ENOSPC) or another system error.
+    """
     from . import attach, base_of  # noqa: PLC0415
 
     if isinstance(name_or_array, (str, bytes, os.PathLike)):
@@ -167,7 +216,7 @@ def save(name_or_array, path, rows=None):
         raise
 
 
-def _umask():
+def _umask() -> int:
     # Read without changing it for other threads for longer than this call.
     m = os.umask(0)
     os.umask(m)

@@ -93,6 +93,28 @@ def main(name: str) -> None:
     gone: bool = cdx.delete_shared_array(name, raise_on_error=True)
     assert gone
 
+    # Datasets: load once per node, save atomically, cdxcore's npio files.
+    tmp = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{name}.npy")
+    np.save(tmp, np.arange(6.0).reshape(3, 2))
+    loaded: npt.NDArray[np.float64] = ndshm.load(tmp, name, rows=slice(0, 2), read_only=True)
+    again, status = ndshm.load(tmp, name, rows=(0, 2), return_status=True, timeout=5.0)
+    assert loaded.shape == (2, 2) and status == "attached" and again.shape == (2, 2)
+    ndshm.save(loaded, tmp, rows=(0, 1))
+    ndshm.save(name, tmp)
+    del loaded, again
+    ndshm.delete(name)
+    npio = tmp + ".npio"
+    cdx.to_file(npio, np.arange(4, dtype=np.int64))
+    dt, shape = cdx.read_dtype_and_shape(npio)
+    assert dt == np.int64 and shape == (4,)
+    r = cdx.read_shared_array(npio, name, validate_shape=[4], read_only=True)
+    r2, existed = cdx.read_shared_array(npio, name, return_status=True)
+    assert int(r.sum()) == 6 and existed and r2.shape == (4,)
+    del r, r2
+    ndshm.delete(name)
+    os.unlink(tmp)
+    os.unlink(npio)
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

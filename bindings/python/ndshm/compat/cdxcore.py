@@ -215,6 +215,9 @@ def to_file(file: Any, array: NDArray, *, buffering: int = -1, cont_block_size_m
         buffering: passed to ``open`` for a path.
         cont_block_size_mb: accepted for compatibility and ignored.
 
+    Returns:
+        None.
+
     Raises:
         ValueError: a dtype npio has no code for (e.g. uint8, strings).
         OSError: the file cannot be written.
@@ -234,8 +237,15 @@ def to_file(file: Any, array: NDArray, *, buffering: int = -1, cont_block_size_m
         file.write(memoryview(a).cast("B"))
 
 
-def read_dtype_and_shape(file: Any, buffering: int = -1) -> Tuple[np.dtype[Any], Tuple[int, ...]]:
+def read_dtype_and_shape(file: Any, buffering: int = -1) -> Tuple["np.dtype[Any]", Tuple[int, ...]]:
     """The dtype and shape an npio file holds, from its header (cdxcore.npio's function).
+
+    Args:
+        file: a path, or an open file object with a name.
+        buffering: passed to ``open``.
+
+    Returns:
+        ``(dtype, shape)``.
 
     Raises:
         ndshm.FormatError: not an npio file.
