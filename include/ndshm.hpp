@@ -64,10 +64,13 @@ NDSHM_DTYPE(double, SA_FLOAT64)
 class Array {
   public:
     /// sa_create: zero-filled, memory reserved unless SA_SPARSE.
+    /// capacity: bytes reserved for data (sa_create_ex), so publish() can later change the
+    /// shape and dtype in place; 0 reserves exactly the shape's bytes.
     static Array create(const std::string &name, std::vector<int64_t> shape, sa_dtype dtype,
-                        uint32_t flags = 0) {
+                        uint32_t flags = 0, uint64_t capacity = 0) {
         sa_array *h = nullptr;
-        check(sa_create(name.c_str(), static_cast<int32_t>(shape.size()), shape.data(), dtype, flags, &h));
+        check(sa_create_ex(name.c_str(), static_cast<int32_t>(shape.size()), shape.data(), dtype, flags,
+                           capacity, &h));
         return Array(h);
     }
     /// sa_attach_ex: timeout_ms 0 tries once; expect a shape/dtype or leave them empty/any.
@@ -126,6 +129,99 @@ class Array {
     void msync(int32_t flags = SA_MS_SYNC) { check(sa_msync(h_, flags)); }
     void mlock() { check(sa_mlock(h_)); }
     void munlock() { check(sa_munlock(h_)); }
+
+    // Live data (see README, "Live data"). Versions count completed writes.
+
+    /// The latest published version.
+    uint64_t version() const {
+        uint64_t v = 0;
+        check(sa_get_version(h_, &v));
+        return v;
+    }
+    /// Publishes `values` (exactly size() elements of the array's dtype) as the next
+    /// version: readers' snapshots see all of it or none. Returns the version.
+    template <class T> uint64_t publish(const T *values, size_t count) {
+        (void)data<T>();
+        uint64_t v = 0;
+        check(sa_publish(h_, values, count * sizeof(T), &v));
+        return v;
+    }
+    /// Publishes `values` with a new shape (and T's dtype), atomically with the data; it
+    /// must fit the capacity (else Error SA_ERR_NO_SPACE), or pass SA_GROW.
+    template <class T>
+    uint64_t publish(const std::vector<int64_t> &shape, const T *values, size_t count, uint32_t flags = 0) {
+        uint64_t v = 0;
+        check(sa_publish_shape(h_, static_cast<int32_t>(shape.size()), shape.data(), dtype_of<T>(), values,
+                               count * sizeof(T), flags, &v));
+        return v;
+    }
+    /// A consistent snapshot of the data as a vector of T (the snapshot's size), retrying
+    /// while writers write for at most timeout_ms (Error SA_ERR_TIMEOUT after). shape()
+    /// then describes the snapshot.
+    template <class T> std::vector<T> snapshot(uint64_t *version = nullptr, int64_t timeout_ms = 1000) {
+        std::vector<T> out(size());
+        for (;;) {
+            int32_t reshaped = 0;
+            int rc = sa_read_copy(h_, out.data(), out.size() * sizeof(T), timeout_ms, version, &reshaped);
+            if (rc == SA_ERR_MISMATCH || (rc == SA_OK && reshaped && out.size() * sizeof(T) != nbytes())) {
+                out.resize(nbytes() / sizeof(T));
+                continue;
+            }
+            check(rc);
+            (void)data<T>();
+            return out;
+        }
+    }
+    /// Sleeps (no CPU) until a version newer than `newer_than` is published; returns it.
+    /// timeout_ms < 0: no limit. Error SA_ERR_TIMEOUT, SA_ERR_STALE (attach again).
+    uint64_t wait(uint64_t newer_than, int64_t timeout_ms = -1) const {
+        uint64_t v = 0;
+        check(sa_wait_version(h_, newer_than, timeout_ms, &v));
+        return v;
+    }
+
+    /// RAII write: begins in the constructor, publishes in the destructor.
+    class Write {
+      public:
+        explicit Write(Array &a) : h_(a.h_) {
+            int rc = sa_write_begin(h_);
+            repair_ = rc == SA_ERR_OWNER_DIED; // begun; the previous writer died mid-write
+            if (!repair_) check(rc);
+        }
+        ~Write() { sa_write_end(h_, nullptr); }
+        Write(const Write &) = delete;
+        Write &operator=(const Write &) = delete;
+        bool repair() const { return repair_; }
+
+      private:
+        sa_array *h_;
+        bool repair_ = false;
+    };
+
+    /// The process-shared lock, as a BasicLockable (std::lock_guard<Array::Lock>).
+    /// lock() returns normally also when the previous holder died: owner_died() says so.
+    class Lock {
+      public:
+        explicit Lock(const Array &a) : h_(a.h_) {}
+        void lock() {
+            int rc = sa_lock(h_, -1);
+            owner_died_ = rc == SA_ERR_OWNER_DIED;
+            if (!owner_died_) check(rc);
+        }
+        bool try_lock() {
+            int rc = sa_lock(h_, 0);
+            if (rc == SA_ERR_BUSY) return false;
+            owner_died_ = rc == SA_ERR_OWNER_DIED;
+            if (!owner_died_) check(rc);
+            return true;
+        }
+        void unlock() { check(sa_unlock(h_)); }
+        bool owner_died() const { return owner_died_; }
+
+      private:
+        sa_array *h_;
+        bool owner_died_ = false;
+    };
 
   private:
     explicit Array(sa_array *h) : h_(h) {}

@@ -241,3 +241,14 @@ def test_ndsharray_own_test_file(tmp_path):
     finally:
         for n in ("testing_ndsharray", "testing_ndsharray_copy"):
             ndshm.delete(n, missing_ok=True)
+
+
+@pytest.mark.skipif(not shutil.which("g++"), reason="g++ is not installed")
+def test_cpp_wrapper(tmp_path, libdir, name):
+    exe = tmp_path / "cpp_live"
+    subprocess.run(["g++", "-std=c++20", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}",
+                    str(ROOT / "tests/py/cpp_live.cpp"), f"-L{libdir}", "-lndshm", f"-Wl,-rpath,{libdir}",
+                    "-o", str(exe)], check=True)
+    r = subprocess.run([str(exe), name], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["3 3 6 5 3", "timeout"]

@@ -106,4 +106,121 @@ delete(name::AbstractString) = check(ccall((:sa_delete, libndshm), Cint, (Cstrin
 "The library version."
 version() = unsafe_string(ccall((:sa_version, libndshm), Cstring, ()))
 
+# ---------------------------------------------------------------- live data
+
+const SA_ERR_OWNER_DIED = Cint(-10)
+const SA_ERR_MISMATCH = Cint(-5)
+
+"""
+    Live(name; readonly=false, timeout_ms=0)
+
+A handle for live data (publish, snapshots, waiting, the lock) on the array `name`:
+
+    w = NDShm.Live("shm://state")                 # the writer
+    v = NDShm.publish!(w, rand(100, 10))          # new data (and shape), one version
+    r = NDShm.Live("shm://state"; readonly=true)  # a reader, in any process
+    x, v = NDShm.snapshot(r, Float64)             # a consistent copy and its version
+    v = NDShm.wait(r, v; timeout_ms=1000)         # sleeps until a newer version
+    NDShm.lock(w) do owner_died ... end           # writers take turns
+
+Released by a finalizer.
+"""
+mutable struct Live
+    h::Ptr{Cvoid}
+    function Live(name::AbstractString; readonly::Bool=false, timeout_ms::Integer=0)
+        out = Ref{Ptr{Cvoid}}(C_NULL)
+        check(ccall((:sa_attach_ex, libndshm), Cint,
+                    (Cstring, UInt32, Int64, Int32, Ptr{Int64}, Int32, Ref{Ptr{Cvoid}}),
+                    name, readonly ? SA_READONLY : UInt32(0), timeout_ms, -1, C_NULL,
+                    SA_DTYPE_ANY, out))
+        l = new(out[])
+        finalizer(x -> release(x.h), l)
+        return l
+    end
+end
+
+"The latest published version of the array."
+function published_version(l::Live)
+    v = Ref{UInt64}(0)
+    check(ccall((:sa_get_version, libndshm), Cint, (Ptr{Cvoid}, Ref{UInt64}), l.h, v))
+    return v[]
+end
+
+"""
+    publish!(l, a) -> version
+
+Publish `a` (its Julia shape, column-major) as the next version, atomically: readers
+see all of it or none. The array takes on `a`'s shape and type, which must fit the
+capacity reserved at create.
+"""
+function publish!(l::Live, a::Array{T}) where {T}
+    shape = Int64[d for d in size(a)]
+    if ccall((:sa_order, libndshm), Int32, (Ptr{Cvoid},), l.h) == SA_ORDER_C
+        reverse!(shape)
+    end
+    v = Ref{UInt64}(0)
+    check(ccall((:sa_publish_shape, libndshm), Cint,
+                (Ptr{Cvoid}, Int32, Ptr{Int64}, Int32, Ptr{Cvoid}, Csize_t, UInt32, Ref{UInt64}),
+                l.h, length(shape), shape, dtype_code(T), a, sizeof(a), UInt32(0), v))
+    return v[]
+end
+
+"""
+    snapshot(l, T; timeout_ms=1000) -> (Array{T}, version)
+
+A consistent copy of the data (retried while writers write), with its version.
+"""
+function snapshot(l::Live, ::Type{T}; timeout_ms::Integer=1000) where {T}
+    while true
+        n = ccall((:sa_nbytes, libndshm), Csize_t, (Ptr{Cvoid},), l.h)
+        buf = Vector{UInt8}(undef, n)
+        v = Ref{UInt64}(0)
+        re = Ref{Int32}(0)
+        st = ccall((:sa_read_copy, libndshm), Cint,
+                   (Ptr{Cvoid}, Ptr{Cvoid}, Csize_t, Int64, Ref{UInt64}, Ref{Int32}),
+                   l.h, buf, n, timeout_ms, v, re)
+        st == SA_ERR_MISMATCH && continue          # the shape grew: size the buffer again
+        check(st)
+        re[] != 0 && ccall((:sa_nbytes, libndshm), Csize_t, (Ptr{Cvoid},), l.h) != n && continue
+        ccall((:sa_get_dtype, libndshm), Int32, (Ptr{Cvoid},), l.h) == dtype_code(T) ||
+            throw(ArgumentError("the array does not hold $T"))
+        nd = ccall((:sa_ndim, libndshm), Int32, (Ptr{Cvoid},), l.h)
+        sp = ccall((:sa_shape, libndshm), Ptr{Int64}, (Ptr{Cvoid},), l.h)
+        dims = ntuple(i -> Int(unsafe_load(sp, i)), nd)
+        if ccall((:sa_order, libndshm), Int32, (Ptr{Cvoid},), l.h) == SA_ORDER_C
+            dims = reverse(dims)
+        end
+        return reshape(reinterpret(T, buf), dims), v[]
+    end
+end
+
+"""
+    wait(l, newer_than; timeout_ms=-1) -> version
+
+Sleep (no CPU) until a version newer than `newer_than` is published.
+"""
+function wait(l::Live, newer_than::Integer; timeout_ms::Integer=-1)
+    v = Ref{UInt64}(0)
+    check(ccall((:sa_wait_version, libndshm), Cint, (Ptr{Cvoid}, UInt64, Int64, Ref{UInt64}),
+                l.h, newer_than, timeout_ms, v))
+    return v[]
+end
+
+"""
+    lock(f, l; timeout_ms=-1)
+
+Run `f(owner_died)` holding the array's process-shared lock; `owner_died` is true when
+the previous holder died holding it (repair what it protects).
+"""
+function lock(f, l::Live; timeout_ms::Integer=-1)
+    st = ccall((:sa_lock, libndshm), Cint, (Ptr{Cvoid}, Int64), l.h, timeout_ms)
+    died = st == SA_ERR_OWNER_DIED
+    died || check(st)
+    try
+        return f(died)
+    finally
+        check(ccall((:sa_unlock, libndshm), Cint, (Ptr{Cvoid},), l.h))
+    end
+end
+
 end # module
