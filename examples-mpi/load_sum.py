@@ -1,6 +1,9 @@
 """One copy of a dataset per node, shared by every MPI rank on it (Python, mpi4py).
 
-    mpirun -np 4 python3 load_sum.py data.npy train [--delete]
+    mpirun -np 4 python3 -m mpi4py load_sum.py data.npy train [--delete]
+
+(``-m mpi4py``: an uncaught exception in one rank aborts the whole job instead of
+leaving the other ranks waiting in a collective call forever.)
 
 The same program as load_sum.c: every rank calls ``ndshm.load`` on the same file and
 name; on each node exactly one rank reads the file into shared memory, the others wait
@@ -9,6 +12,7 @@ the loads per node and tells when a node's ranks are done. Each rank sums its sl
 rows; ``comm.reduce`` adds the partial sums over the job.
 """
 
+import math
 import sys
 
 from mpi4py import MPI
@@ -37,8 +41,9 @@ def main() -> None:
     node = world.Split_type(MPI.COMM_TYPE_SHARED, key=rank)
 
     before = rchar()
-    # Read-only; timeout=None waits as long as another rank's load takes.
-    x, status = ndshm.load(path, name, read_only=True, return_status=True)
+    # Read-only; wait as long as another rank's load of a big file takes (a loader that
+    # dies is replaced, not waited for).
+    x, status = ndshm.load(path, name, read_only=True, return_status=True, timeout=math.inf)
     read_bytes = rchar() - before
     lo, hi = x.shape[0] * rank // size, x.shape[0] * (rank + 1) // size
     partial = float(x[lo:hi].sum())
