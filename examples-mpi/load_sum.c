@@ -17,9 +17,9 @@
  * released). A job script's trap is the place for cleanup when the job may be
  * cancelled (docs/HPC.md).
  *
- * Output: one line per rank (rank, node rank, outcome, bytes this rank read from files
- * while loading, from /proc/self/io), then on rank 0 the totals; tests/py/test_mpi.py
- * parses them.
+ * Output, all from rank 0 (ranks writing to one stdout would interleave): one line
+ * per rank (rank, node rank, outcome, bytes it read from files while loading, from
+ * /proc/self/io), then the totals; tests/py/test_mpi.py parses them.
  */
 #include <mpi.h>
 #include <ndshm.h>
@@ -87,9 +87,13 @@ int main(int argc, char **argv) {
     MPI_Reduce(&created, &loads, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
     MPI_Reduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
 
-    printf("rank %d node_rank %d/%d outcome %s read_bytes %lld rows %lld:%lld\n", rank, node_rank,
-           node_size, created ? "created" : "attached", read_bytes, (long long)lo, (long long)hi);
-    fflush(stdout);
+    char line[160], *lines = NULL;
+    snprintf(line, sizeof line, "rank %d node_rank %d/%d outcome %s read_bytes %lld rows %lld:%lld", rank,
+             node_rank, node_size, created ? "created" : "attached", read_bytes, (long long)lo, (long long)hi);
+    if (rank == 0 && !(lines = malloc(sizeof line * (size_t)size))) MPI_Abort(MPI_COMM_WORLD, 1);
+    MPI_Gather(line, sizeof line, MPI_CHAR, lines, sizeof line, MPI_CHAR, 0, MPI_COMM_WORLD);
+    for (int r = 0; rank == 0 && r < size; r++) printf("%s\n", lines + r * sizeof line);
+    free(lines);
 
     /* Everyone on this node is done with the data before its loader removes the name. */
     MPI_Barrier(node);

@@ -19,6 +19,9 @@ program load_sum
   type(ndshm_array) :: h
   type(MPI_Comm) :: node
   character(4096) :: path, name, opt
+  character(160) :: line
+  character(160), allocatable :: lines(:)
+  integer :: r
   integer :: rank, nranks, node_rank, node_size, stat, outcome, created, loads, nodes, leader
   integer(int64) :: rows, lo, hi, before, read_bytes
   real(real64) :: partial, total
@@ -65,10 +68,17 @@ program load_sum
   call MPI_Reduce(created, loads, 1, MPI_INTEGER, MPI_SUM, 0, MPI_COMM_WORLD)
   call MPI_Reduce(leader, nodes, 1, MPI_INTEGER, MPI_SUM, 0, MPI_COMM_WORLD)
 
-  write (*, '(a,i0,a,i0,a,i0,a,a,a,i0,a,i0,a,i0)') 'rank ', rank, ' node_rank ', node_rank, '/', &
-    node_size, ' outcome ', merge('created ', 'attached', created == 1), ' read_bytes ', read_bytes, &
+  ! One line per rank, printed by rank 0 (ranks writing to one stdout would interleave).
+  write (line, '(a,i0,a,i0,a,i0,a,a,a,i0,a,i0,a,i0)') 'rank ', rank, ' node_rank ', node_rank, '/', &
+    node_size, ' outcome ', trim(merge('created ', 'attached', created == 1)), ' read_bytes ', read_bytes, &
     ' rows ', lo, ':', hi
-  flush (6)
+  allocate (lines(merge(nranks, 1, rank == 0)))
+  call MPI_Gather(line, len(line), MPI_CHARACTER, lines, len(line), MPI_CHARACTER, 0, MPI_COMM_WORLD)
+  if (rank == 0) then
+    do r = 1, nranks
+      write (*, '(a)') trim(lines(r))
+    end do
+  end if
 
   ! Every rank of this node is done with the data before its loader removes the name.
   call MPI_Barrier(node)

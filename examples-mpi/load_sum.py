@@ -52,8 +52,11 @@ def main() -> None:
     created = int(status == "created")
     loads = world.reduce(created, op=MPI.SUM, root=0)
     nodes = world.reduce(int(node.Get_rank() == 0), op=MPI.SUM, root=0)
-    print(f"rank {rank} node_rank {node.Get_rank()}/{node.Get_size()} outcome {status} "
-          f"read_bytes {read_bytes} rows {lo}:{hi}", flush=True)
+    # One line per rank, printed by rank 0 (ranks writing to one stdout would interleave).
+    lines = world.gather(f"rank {rank} node_rank {node.Get_rank()}/{node.Get_size()} outcome {status} "
+                         f"read_bytes {read_bytes} rows {lo}:{hi}", root=0)
+    if rank == 0:
+        print("\n".join(lines), flush=True)
 
     # Every rank of this node is done with the data before its loader removes the name.
     node.Barrier()
