@@ -1,20 +1,19 @@
 //! Loading files into shared arrays (open-or-create) and saving arrays to `.npy`.
 
 use std::ffi::{c_char, c_int};
-use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
 use super::array::{
     Handle, SA_ALLOW_OTHER_OWNER, SA_FOLLOW_SYMLINKS, SA_FORCE, SA_HUGEPAGES, SA_POPULATE,
-    SA_READONLY, SA_SHARE_ALL, SA_SHARE_GROUP, SA_SPARSE, into_handle, sa_array,
+    SA_READONLY, SA_SHARE_ALL, SA_SHARE_GROUP, SA_SPARSE, attach_options, create_options,
+    into_handle, sa_array,
 };
 use super::dtype::{dtype_arg, sa_dtype};
 use super::{guard, out_arg, str_arg, try_ref, write_out};
 use crate::dataset::{self, FileFormat, LoadOptions, Outcome};
 use crate::error::Error;
 use crate::format::Order;
-use crate::options::{AttachOptions, CreateOptions, Share};
 
 /// `sa_load` file format: numpy `.npy` (format 1.0, 2.0, 3.0; C or Fortran order; data
 /// in the other byte order is converted to this machine's while loading).
@@ -59,44 +58,16 @@ fn load_options(
             bits & !LOAD_MASK
         )));
     }
-    let has = |f: u32| flags & f != 0;
-    if has(SA_SHARE_GROUP) && has(SA_SHARE_ALL) {
-        return Err(Error::invalid(
-            "SA_SHARE_GROUP and SA_SHARE_ALL are mutually exclusive",
-        ));
-    }
-    let rows = if row_start < 0 {
-        None
-    } else {
-        Some(Range {
-            start: row_start,
-            end: row_end,
-        })
-    };
+    const CREATE_BITS: u32 =
+        SA_FORCE | SA_SPARSE | SA_POPULATE | SA_HUGEPAGES | SA_SHARE_GROUP | SA_SHARE_ALL;
+    const ATTACH_BITS: u32 = SA_READONLY | SA_POPULATE | SA_ALLOW_OTHER_OWNER | SA_FOLLOW_SYMLINKS;
+    let rows = (row_start >= 0).then_some(row_start..row_end);
     Ok(LoadOptions {
         rows,
-        create: CreateOptions {
-            force: has(SA_FORCE),
-            sparse: has(SA_SPARSE),
-            populate: has(SA_POPULATE),
-            hugepages: has(SA_HUGEPAGES),
-            share: if has(SA_SHARE_ALL) {
-                Share::All
-            } else if has(SA_SHARE_GROUP) {
-                Share::Group
-            } else {
-                Share::Owner
-            },
-            ..CreateOptions::default()
-        },
-        attach: AttachOptions {
-            readonly: has(SA_READONLY),
-            populate: has(SA_POPULATE),
-            allow_other_owner: has(SA_ALLOW_OTHER_OWNER),
-            follow_symlinks: has(SA_FOLLOW_SYMLINKS),
-            wait: None,
-        },
-        accept_existing: !has(SA_EXCLUSIVE),
+        // The order comes from the file (or SA_ORDER_F for sa_open_or_create).
+        create: create_options(bits & CREATE_BITS)?,
+        attach: attach_options(bits & ATTACH_BITS, 0)?,
+        accept_existing: flags & SA_EXCLUSIVE == 0,
         timeout: (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64)),
     })
 }
@@ -161,24 +132,56 @@ pub unsafe extern "C" fn sa_load(
     out: *mut *mut sa_array,
     outcome: *mut i32,
 ) -> c_int {
+    // SAFETY: same contract.
+    unsafe {
+        load_with(
+            path,
+            name,
+            row_start,
+            row_end,
+            flags,
+            timeout_ms,
+            out,
+            outcome,
+            || {
+                if flags & SA_RAW_ORDER_F != 0 {
+                    return Err(Error::invalid("SA_RAW_ORDER_F is for sa_load_raw"));
+                }
+                match format {
+                    SA_FILE_NPY => Ok(FileFormat::Npy),
+                    SA_FILE_NPIO => Ok(FileFormat::Npio),
+                    f => Err(Error::invalid(format!(
+                        "unknown file format {f} (SA_FILE_NPY or SA_FILE_NPIO)"
+                    ))),
+                }
+            },
+        )
+    }
+}
+
+/// The body of `sa_load` and `sa_load_raw`; `format` says how the file is laid out.
+///
+/// # Safety
+/// As `sa_load`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn load_with(
+    path: *const c_char,
+    name: *const c_char,
+    row_start: i64,
+    row_end: i64,
+    flags: u32,
+    timeout_ms: i64,
+    out: *mut *mut sa_array,
+    outcome: *mut i32,
+    format: impl FnOnce() -> Result<FileFormat, Error>,
+) -> c_int {
     guard(|| {
         out_arg(out, "out")?;
         // SAFETY: per this function's contract.
         let path = unsafe { str_arg(path, "path") }?;
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
-        let fmt = match format {
-            SA_FILE_NPY => FileFormat::Npy,
-            SA_FILE_NPIO => FileFormat::Npio,
-            f => {
-                return Err(Error::invalid(format!(
-                    "unknown file format {f} (SA_FILE_NPY or SA_FILE_NPIO)"
-                )));
-            }
-        };
-        if flags & SA_RAW_ORDER_F != 0 {
-            return Err(Error::invalid("SA_RAW_ORDER_F is for sa_load_raw"));
-        }
+        let fmt = format()?;
         let opts = load_options(flags, row_start, row_end, timeout_ms)?;
         let r = dataset::load(Path::new(path), &fmt, name, &opts, None);
         // SAFETY: `out` checked non-NULL; both writable per the contract.
@@ -207,29 +210,33 @@ pub unsafe extern "C" fn sa_load_raw(
     out: *mut *mut sa_array,
     outcome: *mut i32,
 ) -> c_int {
-    guard(|| {
-        out_arg(out, "out")?;
-        // SAFETY: per this function's contract.
-        let path = unsafe { str_arg(path, "path") }?;
-        // SAFETY: per this function's contract.
-        let name = unsafe { str_arg(name, "name") }?;
-        // SAFETY: per this function's contract.
-        let shape = unsafe { super::array::shape_arg(ndim, shape) }?.to_vec();
-        let fmt = FileFormat::Raw {
-            dtype: dtype_arg(dtype)?,
-            shape,
-            order: if flags & SA_RAW_ORDER_F != 0 {
-                Order::F
-            } else {
-                Order::C
+    // SAFETY: same contract; `shape` is read inside, per this function's contract.
+    unsafe {
+        load_with(
+            path,
+            name,
+            row_start,
+            row_end,
+            flags,
+            timeout_ms,
+            out,
+            outcome,
+            || {
+                // SAFETY: per this function's contract.
+                let shape = super::array::shape_arg(ndim, shape)?.to_vec();
+                Ok(FileFormat::Raw {
+                    dtype: dtype_arg(dtype)?,
+                    shape,
+                    order: if flags & SA_RAW_ORDER_F != 0 {
+                        Order::F
+                    } else {
+                        Order::C
+                    },
+                    offset,
+                })
             },
-            offset,
-        };
-        let opts = load_options(flags, row_start, row_end, timeout_ms)?;
-        let r = dataset::load(Path::new(path), &fmt, name, &opts, None);
-        // SAFETY: `out` checked non-NULL; both writable per the contract.
-        unsafe { opened(r, out, outcome) }
-    })
+        )
+    }
 }
 
 /// Attaches the array `name` when it exists with this shape and dtype (C order, or
@@ -305,7 +312,7 @@ mod tests {
     fn load_flags_convert() {
         let o = load_options(SA_SHARE_GROUP | SA_READONLY | SA_EXCLUSIVE, 2, 5, 1500).unwrap();
         assert_eq!(o.rows, Some(2..5));
-        assert_eq!(o.create.share, Share::Group);
+        assert_eq!(o.create.share, crate::options::Share::Group);
         assert!(o.attach.readonly && !o.accept_existing);
         assert_eq!(o.timeout, Some(Duration::from_millis(1500)));
         let o = load_options(0, -1, 99, -1).unwrap();
