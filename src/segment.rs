@@ -616,19 +616,7 @@ impl<'n> Writer<'n> {
         }
         let name = self.name;
         let path = name.path();
-        let (dir, _) = name.dir_and_file();
-        if self.temp.is_none() {
-            let t = loop {
-                let t = temp_path(&dir);
-                match sys::link_fd(&self.file, &t) {
-                    Ok(()) => break t,
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                    Err(e) => return Err(self.space_error(e, "name")),
-                }
-            };
-            self.temp = Some(t);
-        }
-        let t = self.temp.clone().expect("set above");
+        let t = self.temp_name()?;
         sys::exchange(&t, &path).map_err(|e| match e.raw_os_error() {
             Some(libc::EINVAL) | Some(libc::ENOSYS) => Error::new(
                 ErrorKind::Unsupported,
@@ -722,24 +710,31 @@ impl<'n> Writer<'n> {
         })
     }
 
+    /// The file's temporary name in the array's directory, linked now if it has none
+    /// (an `O_TMPFILE` file); removed by Drop, or by publish once the array is named.
+    fn temp_name(&mut self) -> Result<PathBuf> {
+        if let Some(t) = &self.temp {
+            return Ok(t.clone());
+        }
+        let (dir, _) = self.name.dir_and_file();
+        let t = loop {
+            let t = temp_path(&dir);
+            match sys::link_fd(&self.file, &t) {
+                Ok(()) => break t,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(self.space_error(e, "name")),
+            }
+        };
+        self.temp = Some(t.clone());
+        Ok(t)
+    }
+
     fn replace(&mut self) -> Result<()> {
         let path = self.name.path();
         // A new name first: rename needs a source name, and an O_TMPFILE file has none.
-        if self.temp.is_none() {
-            let (dir, _) = self.name.dir_and_file();
-            let t = loop {
-                let t = temp_path(&dir);
-                match sys::link_fd(&self.file, &t) {
-                    Ok(()) => break t,
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                    Err(e) => return Err(self.space_error(e, "name")),
-                }
-            };
-            self.temp = Some(t);
-        }
+        let t = self.temp_name()?;
         check_replaceable(self.name)?;
-        let t = self.temp.as_ref().expect("set above");
-        sys::rename(t, &path).map_err(|e| Error::os(format!("{}: replace", self.name), e))?;
+        sys::rename(&t, &path).map_err(|e| Error::os(format!("{}: replace", self.name), e))?;
         // The temporary name is now the array's name.
         self.temp = None;
         Ok(())
