@@ -46,6 +46,8 @@ __all__ = [
     "MS_ASYNC",
     "MS_SYNC",
     "MS_INVALIDATE",
+    "by_name",
+    "SharedNDArray",
 ]
 
 __version__: str = lib.sa_version().decode()
@@ -722,3 +724,6 @@ def is_shared(array: Any) -> bool:
 
 # Live data (publish, snapshots, waiting, shape changes, the lock): their own module.
 from ._live import Lock, StaleError, lock, publish, read_begin, read_snapshot, read_valid, version, wait, writing  # noqa: E402,F401
+
+# Passing arrays to other processes by name (pickling as a reference): its own module.
+from ._pickle import SharedNDArray, by_name  # noqa: E402
