@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-load bench-load-quick fuzz miri wheel docs python-matrix
+.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix
 
 all: examples
 
@@ -102,6 +102,10 @@ bench: python-deps
 
 bench-quick: python-deps
 	$(PYTHON) bench/run.py --quick
+
+# Live data: publish-to-read latency between two processes (C, Python, ndsharray, floors).
+bench-live: python-deps
+	$(PYTHON) bench/live.py
 
 # Loading a 1 GiB page-cached .npy into shared memory: ndshm against the raw kernel
 # methods and the peers, and on a huge-page tmpfs when run as root (docs/BENCHMARKS.md).

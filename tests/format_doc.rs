@@ -39,6 +39,11 @@ const FIELDS: &[(&str, usize, usize)] = &[
     ("lock_owner", off::LOCK_OWNER, 4),
     ("write_ns", off::WRITE_NS, 8),
     ("attr_len", off::ATTR_LEN, 4),
+    ("lock_ns", off::LOCK_NS, 4),
+    ("lock_start", off::LOCK_START, 8),
+    ("lock_boot", off::LOCK_BOOT, 4),
+    ("live_flags", off::LIVE_FLAGS, 4),
+    ("shape_gen", off::SHAPE_GEN, 4),
 ];
 
 /// Rows `| offset | size | type | field | ...` of the header tables in FORMAT.md.

@@ -22,7 +22,7 @@ import weakref
 
 import numpy as np
 
-from . import _lib
+from . import SharedMemoryBase, _lib, base_of
 from ._lib import OwnerDiedError, lib
 
 __all__ = [
@@ -47,8 +47,9 @@ _GEOMETRY = weakref.WeakKeyDictionary()
 
 def _base(a):
     """The SharedMemoryBase behind an ndshm array, a view of one, or the base itself."""
-    from . import SharedMemoryBase, base_of
-
+    b = getattr(a, "base", None)
+    if type(b) is SharedMemoryBase and b._h is not None:  # the common case, fast
+        return b
     b = a if isinstance(a, SharedMemoryBase) else base_of(a)
     if b is None or b._h is None:
         raise TypeError(f"not an ndshm array (or a view of one): {type(a).__name__}")
@@ -81,10 +82,13 @@ def _describe(b):
     return g
 
 
+_get_version = lib.sa_get_version
+
+
 def version(a):
     """The latest published version of the array: how many writes have completed."""
     v = ctypes.c_uint64()
-    lib.sa_get_version(_base(a)._h, ctypes.byref(v))
+    _get_version(_base(a)._h, ctypes.byref(v))
     return v.value
 
 
@@ -294,8 +298,6 @@ def lock(a, timeout=None):
 def _install():
     """``a.base.write()`` and ``a.base.lock()``: methods of the base object that every
     ndshm array has, defined here with the rest of the live-data API."""
-    from . import SharedMemoryBase
-
     SharedMemoryBase.write = lambda self: _Write(_base(self))
     SharedMemoryBase.write.__doc__ = writing.__doc__
     SharedMemoryBase.lock = lambda self, timeout=None: Lock(self, timeout)
