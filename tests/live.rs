@@ -344,3 +344,133 @@ fn shapes_beyond_the_capacity_say_what_is_reserved() {
     assert_eq!((v.len(), version), (14 * 17, 1));
     assert_eq!(r.shape(), &[14, 17]);
 }
+
+/// The C entry points as C calls them: NULLs, bad flags, read-only handles and the
+/// SharedArray layout are named errors.
+#[test]
+fn c_api_refuses_bad_arguments() {
+    use ndshm::ffi::array::{SA_FORMAT_SHAREDARRAY, SA_READONLY, sa_array, sa_attach, sa_release};
+    use ndshm::ffi::sa_status::*;
+    use ndshm::ffi::sync::*;
+    use std::ffi::CString;
+    use std::ptr::{null, null_mut};
+    let t = TempName::new("live-capi");
+    let name = CString::new(t.shm()).unwrap();
+    let shape = [4i64];
+    let mut a: *mut sa_array = null_mut();
+    // SAFETY: valid arguments or NULLs, as the functions document; every handle made
+    // here is released once.
+    unsafe {
+        let f64 = ndshm::Dtype::Float64.code();
+        assert_eq!(
+            sa_create_ex(name.as_ptr(), 1, shape.as_ptr(), f64, 0, 4096, &mut a),
+            0
+        );
+        let mut v = 0u64;
+        assert_eq!(sa_get_version(null(), &mut v), SA_ERR_INVALID as i32);
+        assert_eq!(sa_get_version(a, null_mut()), SA_ERR_INVALID as i32);
+        assert_eq!(
+            sa_wait_version(null(), 0, 0, null_mut()),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(sa_publish(a, null(), 32, null_mut()), SA_ERR_INVALID as i32);
+        assert_eq!(
+            sa_publish(a, [0u8; 8].as_ptr().cast(), 8, null_mut()),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(
+            sa_publish_shape(a, 1, null(), f64, null(), 0, 0, null_mut()),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(
+            sa_publish_shape(
+                a,
+                1,
+                shape.as_ptr(),
+                f64,
+                [0u8; 32].as_ptr().cast(),
+                32,
+                1 << 30,
+                null_mut()
+            ),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(
+            sa_write_end(a, null_mut()),
+            SA_ERR_INVALID as i32,
+            "no write begun"
+        );
+        assert_eq!(
+            sa_write_shape(a, 1, shape.as_ptr(), f64, 0),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(sa_write_begin(a), 0);
+        assert_eq!(sa_write_begin(a), SA_ERR_INVALID as i32, "twice");
+        assert_eq!(sa_write_end(a, &mut v), 0);
+        assert_eq!(v, 1);
+        assert_eq!(
+            sa_read_copy(a, null_mut(), 32, 0, null_mut(), null_mut()),
+            SA_ERR_INVALID as i32
+        );
+        assert_eq!(
+            sa_read_copy(
+                a,
+                [0u8; 8].as_mut_ptr().cast(),
+                8,
+                0,
+                null_mut(),
+                null_mut()
+            ),
+            SA_ERR_MISMATCH as i32
+        );
+        assert_eq!(sa_read_begin(a, 0, null_mut()), SA_ERR_INVALID as i32);
+        assert_eq!(sa_lock(null(), 0), SA_ERR_INVALID as i32);
+        assert_eq!(sa_unlock(a), SA_ERR_INVALID as i32, "not held");
+        assert_eq!(sa_trylock(a), 0);
+        assert_eq!(sa_lock(a, 0), SA_ERR_INVALID as i32, "not recursive");
+        assert_eq!(sa_unlock(a), 0);
+        let mut r: *mut sa_array = null_mut();
+        assert_eq!(sa_attach(name.as_ptr(), SA_READONLY, &mut r), 0);
+        assert_eq!(sa_lock(r, 0), SA_ERR_READ_ONLY as i32);
+        assert_eq!(sa_write_begin(r), SA_ERR_READ_ONLY as i32);
+        sa_release(r);
+        sa_release(a);
+        // The SharedArray layout has no header for any of this.
+        let t2 = TempName::new("live-capi-sa");
+        let n2 = CString::new(t2.shm()).unwrap();
+        let mut s: *mut sa_array = null_mut();
+        assert_eq!(
+            sa_create_ex(
+                n2.as_ptr(),
+                1,
+                shape.as_ptr(),
+                f64,
+                SA_FORMAT_SHAREDARRAY,
+                0,
+                &mut s
+            ),
+            0
+        );
+        assert_eq!(sa_get_version(s, &mut v), SA_ERR_UNSUPPORTED as i32);
+        assert_eq!(sa_lock(s, 0), SA_ERR_UNSUPPORTED as i32);
+        assert_eq!(
+            sa_publish(s, [0u8; 32].as_ptr().cast(), 32, null_mut()),
+            SA_ERR_UNSUPPORTED as i32
+        );
+        sa_release(s);
+        let mut s2: *mut sa_array = null_mut();
+        assert_eq!(
+            sa_create_ex(
+                n2.as_ptr(),
+                1,
+                shape.as_ptr(),
+                f64,
+                SA_FORMAT_SHAREDARRAY | 2,
+                4096,
+                &mut s2
+            ),
+            SA_ERR_UNSUPPORTED as i32,
+            "a larger capacity in the SharedArray layout"
+        );
+    }
+}
