@@ -1,6 +1,6 @@
 """Dask on one node: map a function over row blocks of a shared array without copying it.
 
-    python3 examples-python/dask_row_blocks.py [ROWS COLS]
+    python3 examples-python/dask_row_blocks.py [ROWS COLS [NAME]]
 
 The array lives in shared memory (``ndshm.create`` here; ``ndshm.load`` for a dataset
 file). ``ndshm.by_name`` makes it, and every slice of it, pickle as a reference, so each
@@ -33,7 +33,7 @@ def scale_and_sum(block: np.ndarray, factor: float) -> tuple:
 
 def main() -> None:
     rows, cols = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (8192, 4096)
-    name = f"shm://dask-example-{os.getpid()}"
+    name = sys.argv[3] if len(sys.argv) > 3 else f"shm://dask-example-{os.getpid()}"
     x = ndshm.by_name(ndshm.create(name, (rows, cols), dtype=np.float32))
     try:
         x[...] = np.arange(rows, dtype=np.float32)[:, None]  # row i holds i

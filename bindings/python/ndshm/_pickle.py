@@ -34,7 +34,7 @@ import os
 import pickle
 import socket
 import weakref
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, SupportsIndex, Tuple
 
 import numpy as np
 
@@ -62,14 +62,20 @@ class _Ref(NamedTuple):
     size: int  # bytes of the whole array (checked against the attached one)
 
 
-class SharedNDArray(np.ndarray):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    _NDArrayBase = np.ndarray[Any, Any]
+else:  # numpy 1.21's ndarray cannot be subscripted at run time
+    _NDArrayBase = np.ndarray
+
+
+class SharedNDArray(_NDArrayBase):
     """A ``numpy.ndarray`` over ndshm shared memory that pickles as a reference to it.
 
     Made by :func:`by_name`; slices and other views of it are ``SharedNDArray`` too. It
     behaves as any ndarray; only pickling differs (see the module's documentation).
     """
 
-    def __reduce_ex__(self, protocol: Any) -> Any:  # type: ignore[override]
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
         ref = _reference(self)
         if ref is None:
             # Not (or no longer) in a mapping: numpy's own pickle of a plain view, so
@@ -199,7 +205,7 @@ def _reference(arr: SharedNDArray) -> Optional[_Ref]:
 
 def _rebuild(ref: _Ref) -> SharedNDArray:
     """Unpickles a reference: attaches (or reuses) the mapping and makes the view."""
-    from . import attach  # noqa: PLC0415
+    from . import SharedMemoryBase, attach  # noqa: PLC0415
 
     if not isinstance(ref, tuple) or not ref or ref[0] != _VERSION:
         raise pickle.UnpicklingError(f"ndshm reference of an unknown version: {ref!r:.200}")
@@ -224,7 +230,9 @@ def _rebuild(ref: _Ref) -> SharedNDArray:
             raise pickle.UnpicklingError(
                 f"{ref.name} was deleted or replaced since it was pickled (on {ref.host}): the "
                 f"memory it referred to can no longer be attached by name")
-        base = whole.base
+        new = whole.base  # attach's arrays have their mapping as base
+        assert isinstance(new, SharedMemoryBase)
+        base = new
         _IDENTITY[base] = (ref.dev, ref.ino)
         _ATTACHED[key] = base
     if base._size != ref.size:

@@ -11,6 +11,7 @@ every public name of ndshm, ndshm.compat.* appears in this file.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from typing import List, Optional, Tuple
 
@@ -101,7 +102,11 @@ def main(name: str) -> None:
     assert loaded.shape == (2, 2) and status == "attached" and again.shape == (2, 2)
     ndshm.save(loaded, tmp, rows=(0, 1))
     ndshm.save(name, tmp)
-    del loaded, again
+    # To other processes on this node by name: pickles as a reference, not the data.
+    ref: ndshm.SharedNDArray = ndshm.by_name(loaded)
+    view: ndshm.SharedNDArray = pickle.loads(pickle.dumps(ref[1:]))
+    assert view.shape == (1, 2) and ndshm.is_shared(view)
+    del loaded, again, ref, view
     ndshm.delete(name)
     npio = tmp + ".npio"
     cdx.to_file(npio, np.arange(4, dtype=np.int64))
