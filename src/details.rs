@@ -28,6 +28,16 @@ pub struct SyncWords {
     /// Bytes of attribute text in use, as stored (may exceed the area if damaged;
     /// [`Details::attributes`] is bounded by the area).
     pub attr_len: u32,
+    /// PID namespace of the lock holder.
+    pub lock_ns: u32,
+    /// Start time of the lock holder's thread, clock ticks after boot.
+    pub lock_start: u64,
+    /// First 4 bytes of the lock holder's boot id.
+    pub lock_boot: u32,
+    /// Flags: bit 0 is set once the array was replaced under its name.
+    pub live_flags: u32,
+    /// Geometry generation: incremented by every shape change.
+    pub shape_gen: u32,
 }
 
 /// An array described from its header: [`Info`] plus the v1 header's remaining fields,
@@ -132,6 +142,11 @@ fn read_sync(name: &ArrayName, file: &File) -> Result<SyncWords> {
         lock_owner: u32_at(off::LOCK_OWNER)?,
         write_ns: u64_at(off::WRITE_NS)? as i64,
         attr_len: u32_at(off::ATTR_LEN)?,
+        lock_ns: u32_at(off::LOCK_NS)?,
+        lock_start: u64_at(off::LOCK_START)?,
+        lock_boot: u32_at(off::LOCK_BOOT)?,
+        live_flags: u32_at(off::LIVE_FLAGS)?,
+        shape_gen: u32_at(off::SHAPE_GEN)?,
     })
 }
 
@@ -174,6 +189,7 @@ mod tests {
         let s = d.sync.unwrap();
         assert_eq!(s.write_ns, d.info.created_ns);
         assert_eq!((s.lock, s.lock_owner, s.attr_len), (0, 0, 0));
+        assert_eq!((s.live_flags, s.shape_gen, s.lock_start), (0, 0, 0));
         assert!(d.attributes.is_empty());
 
         // Attribute text as a writer stores it: the text, then its length.

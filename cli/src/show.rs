@@ -53,9 +53,7 @@ pub fn format_name(f: SegmentFormat) -> String {
         SegmentFormat::V1 { minor } => format!("v1.{minor}"),
         SegmentFormat::SharedArray(SharedArrayAbi::Numpy1) => "sharedarray-numpy1".into(),
         SegmentFormat::SharedArray(SharedArrayAbi::Numpy2) => "sharedarray-numpy2".into(),
-        // A .npy file mapped in place (npy://PATH), in libraries that have it.
-        #[allow(unreachable_patterns)]
-        _ => "npy".into(),
+        SegmentFormat::Npy => "npy".into(),
     }
 }
 
@@ -227,6 +225,11 @@ struct SyncJson {
     lock_owner: u32,
     write_ns: i64,
     attr_len: u32,
+    lock_ns: u32,
+    lock_start: u64,
+    lock_boot: u32,
+    live_flags: u32,
+    shape_gen: u32,
 }
 
 #[derive(Serialize)]
@@ -292,6 +295,11 @@ pub fn info(name: &str, as_json: bool) -> Result<()> {
         lock_owner: s.lock_owner,
         write_ns: s.write_ns,
         attr_len: s.attr_len,
+        lock_ns: s.lock_ns,
+        lock_start: s.lock_start,
+        lock_boot: s.lock_boot,
+        live_flags: s.live_flags,
+        shape_gen: s.shape_gen,
     });
     let attributes = String::from_utf8_lossy(&d.attributes).into_owned();
     let mapped_by: Vec<MapperJson> = m
@@ -410,9 +418,26 @@ fn info_text(j: &InfoJson, d: &ndshm::Details) -> String {
             if w.lock == 0 {
                 "free".to_string()
             } else {
-                format!("held (word {}, owner pid {})", w.lock, w.lock_owner)
+                format!(
+                    "held (word {:#x}, owner pid {}, pid namespace {}, thread start {}, \
+                     boot {:#010x})",
+                    w.lock, w.lock_owner, w.lock_ns, w.lock_start, w.lock_boot
+                )
             },
         );
+        kv(
+            "live flags",
+            format!(
+                "{:#x}{}",
+                w.live_flags,
+                if w.live_flags & 1 != 0 {
+                    " (replaced: another array has its name now)"
+                } else {
+                    ""
+                }
+            ),
+        );
+        kv("shape gen", format!("{} (shape changes)", w.shape_gen));
         kv(
             "version",
             format!("{} (published-version counter)", w.version),

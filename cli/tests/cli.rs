@@ -106,6 +106,59 @@ impl Drop for Scratch {
     }
 }
 
+/// Runs ndshm with stdout and stderr on a new pseudo-terminal, the progress delay at
+/// zero, and returns everything it wrote there.
+fn on_terminal(args: &[&str]) -> String {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    // SAFETY: plain libc calls on a descriptor this function owns; ptsname_r writes at
+    // most buf.len() bytes.
+    let (master, slave_path) = unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut buf = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, buf.as_mut_ptr(), buf.len()), 0);
+        let path = std::ffi::CStr::from_ptr(buf.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_string();
+        (std::fs::File::from(OwnedFd::from_raw_fd(m)), path)
+    };
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&slave_path)
+        .unwrap();
+    let mut child = ndshm()
+        .env("NDSHM_PROGRESS_DELAY_MS", "0")
+        .args(args)
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    // Everything the child wrote, until it closed the terminal (EIO on Linux).
+    let mut master = master;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("reading the terminal: {e}"),
+        }
+    }
+    let status = child.wait().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(status.success(), "ndshm {args:?} on a terminal: {text}");
+    text
+}
+
 /// A pid that is certainly not running any more.
 fn dead_pid() -> i32 {
     let mut c = Command::new("true").spawn().unwrap();
@@ -332,6 +385,7 @@ fn create_list_info_rm() {
     assert_eq!(v["header"]["page_size"], ndshm::page_size());
     assert_eq!(v["header"]["attr_offset"], 4096);
     assert_eq!(v["sync"]["lock"], 0);
+    assert_eq!(v["sync"]["shape_gen"], 0);
     assert_eq!(v["attributes"], "");
     let me = std::process::id();
     let mine = v["mapped_by"]
@@ -367,6 +421,8 @@ fn create_list_info_rm() {
         "attribute area:",
         "last write:",
         "lock:",
+        "live flags:",
+        "shape gen:",
         "seq:",
         "attributes:",
         "mapped by:",
@@ -553,7 +609,7 @@ fn gc_removes_abandoned_and_unused_arrays_and_nothing_else() {
 }
 
 /// Progress goes to a terminal only: piped, a command prints its result and nothing
-/// else, even with the progress delay at zero; on a terminal (`script` gives one) the
+/// else, even with the progress delay at zero; on a terminal (a pseudo-terminal) the
 /// same command draws its progress.
 #[test]
 fn progress_only_on_a_terminal() {
@@ -578,25 +634,17 @@ fn progress_only_on_a_terminal() {
     assert_eq!(stdout(&o).lines().count(), 1, "{}", stdout(&o));
     assert!(!o.stdout.contains(&b'\r') && !o.stdout.contains(&0x1b));
 
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("progress_only_on_a_terminal: no `script` (util-linux): terminal case skipped");
-        return;
-    }
     let b = s.name("big2");
-    let cmd = format!(
-        "'{}' create '{b}' --shape 1000,1000 --dtype f8 --fill 1",
-        env!("CARGO_BIN_EXE_ndshm")
-    );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("NDSHM_PROGRESS_DELAY_MS", "0")
-        .env_remove("NDSHM_DIR")
-        .env_remove("JOB_SHMTMPDIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let term = stdout(&o);
+    let term = on_terminal(&[
+        "create",
+        &b,
+        "--shape",
+        "1000,1000",
+        "--dtype",
+        "f8",
+        "--fill",
+        "1",
+    ]);
     assert!(term.contains(&format!("creating {b}")), "{term:?}");
     assert!(term.contains(&format!("created {b}")), "{term:?}");
 }
@@ -738,28 +786,11 @@ fn load_progress_only_on_a_terminal() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(o.stderr.is_empty(), "progress on a pipe: {:?}", stderr(&o));
 
-    if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("load_progress_only_on_a_terminal: no `script`: terminal case skipped");
-        return;
-    }
     let b = s.name("b");
-    let cmd = format!(
-        "'{}' load '{input_s}' '{b}' && '{}' save '{b}' '{}'",
-        env!("CARGO_BIN_EXE_ndshm"),
-        env!("CARGO_BIN_EXE_ndshm"),
-        out.display()
-    );
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("NDSHM_PROGRESS_DELAY_MS", "0")
-        .env_remove("NDSHM_DIR")
-        .env_remove("JOB_SHMTMPDIR")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let term = stdout(&o);
+    let term = on_terminal(&["load", input_s, &b]);
     assert!(term.contains(&format!("loading {input_s}")), "{term:?}");
-    assert!(term.contains(&format!("saving {b}")), "{term:?}");
     assert!(term.contains("MiB"), "{term:?}");
+    let term = on_terminal(&["save", &b, out.to_str().unwrap()]);
+    assert!(term.contains(&format!("saving {b}")), "{term:?}");
+    assert!(term.contains(&format!("saved {b}")), "{term:?}");
 }
