@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix
+.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix examples-mpi bench-mpi bench-mpi-quick
 
 all: examples
 
@@ -44,6 +44,16 @@ examples: lib
 	    -Wl,-rpath,$(abspath $(BUILD)/lib) -o $(BUILD)/fortran_example; \
 	else rm -f $(BUILD)/fortran_example; fi
 
+# The MPI examples (examples-mpi/: C and Fortran, built with OpenMPI's mpicc and mpifort)
+# into build/mpi/; the Python one runs as it is (mpirun -np 4 python3 -m mpi4py ...).
+examples-mpi: lib
+	@mkdir -p $(BUILD)/mpi
+	mpicc -O2 -std=c11 -Wall -Wextra -Iinclude examples-mpi/load_sum.c -L$(REL) -lndshm \
+	  -Wl,-rpath,$(abspath $(REL)) -o $(BUILD)/mpi/load_sum
+	mpifort -O2 -J$(BUILD)/mpi -c bindings/fortran/ndshm.f90 -o $(BUILD)/mpi/ndshm_f.o
+	mpifort -O2 -ffree-line-length-none -I$(BUILD)/mpi examples-mpi/load_sum.f90 $(BUILD)/mpi/ndshm_f.o \
+	  -L$(REL) -lndshm -Wl,-rpath,$(abspath $(REL)) -o $(BUILD)/mpi/load_sum_f
+
 demo: examples
 	@$(PYTHON) -c "import numpy" 2>/dev/null || $(PYTHON) -m pip install -q numpy
 	@NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so PYTHONPATH=$(abspath bindings/python) \
@@ -70,10 +80,12 @@ TEST_FUZZ_SECONDS ?= 10
 
 # numpy and pytest for the binding's tests; the real SharedArray and cdxcore packages for
 # the compatibility tests; build (the PyPA frontend) for the sdist and wheel, mypy for
-# the type check, pdoc for `make docs`.
+# the type check, pdoc for `make docs`; mpi4py for the Python MPI example and test (it
+# uses the OpenMPI that .ci/run installs), Dask's distributed scheduler for the example
+# and test of passing arrays to worker processes by name.
 python-deps:
-	@$(PYTHON) -c "import numpy, pytest, SharedArray, cdxcore, build, mypy, pdoc" 2>/dev/null || \
-	  $(PYTHON) -m pip install -q numpy pytest SharedArray cdxcore build mypy pdoc
+	@$(PYTHON) -c "import numpy, pytest, SharedArray, cdxcore, build, mypy, pdoc, mpi4py, distributed" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q numpy pytest SharedArray cdxcore build mypy pdoc mpi4py "dask[distributed]"
 
 # The Python package as users install it: `python -m build` makes the sdist (carrying the
 # Rust sources) and, from that sdist unpacked in a temporary directory, the
@@ -114,6 +126,14 @@ bench-load: python-deps
 
 bench-load-quick: python-deps
 	$(PYTHON) bench/load_bench.py --quick
+
+# A 1 GiB dataset for 4 MPI ranks on this node: ndshm open-or-create against an MPI shared
+# window filled by the node leader and against private copies (docs/BENCHMARKS.md, "MPI").
+bench-mpi: lib
+	$(PYTHON) bench/mpi_bench.py --write docs/BENCHMARKS.md
+
+bench-mpi-quick: lib
+	$(PYTHON) bench/mpi_bench.py --quick
 
 # What a reviewer runs first.
 check: test
