@@ -24,7 +24,9 @@
 //!
 //! Layout of the crate: [`format`] is the byte format (pure), `segment` the protocol for
 //! writing and reading a segment, `sys` the OS calls, `array` the handle, `list` listing,
-//! and [`ffi`] the C ABI, which only converts arguments and calls this API.
+//! `details` a whole header, [`procs`] which processes map an array (the `ndshm` tool's
+//! `info` and `gc`), and [`ffi`] the C ABI, which only converts arguments and calls this
+//! API.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -102,8 +102,8 @@ fn with_bar<T>(msg: String, f: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T 
 
 fn rate(bytes: u64, t: Duration) -> String {
     let s = t.as_secs_f64();
-    if s <= 0.0 {
-        return format!("{:.2} s", s);
+    if s < 0.1 {
+        return format!("{:.0} ms", s * 1000.0);
     }
     format!("{s:.2} s, {}/s", HumanBytes((bytes as f64 / s) as u64))
 }
