@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -86,8 +87,11 @@ def job_env(job_dir):
              SLURM_NNODES="1", USER="ndshmtest", DATA=str(d / "train.npy"),
              OMPI_MCA_btl_vader_single_copy_mechanism="none")
     shm_dir = pathlib.Path(f"/dev/shm/ndshm-ndshmtest-{job_id}")
+    # OpenMPI's own segments in a directory of ours: a killed job leaves them behind.
+    e["OMPI_MCA_btl_vader_backing_directory"] = vader = tempfile.mkdtemp(prefix="ndshm-test-ompi-", dir="/dev/shm")
     yield e, shm_dir
     shutil.rmtree(shm_dir, ignore_errors=True)
+    shutil.rmtree(vader, ignore_errors=True)
 
 
 def test_job_script_loads_once_and_cleans_up(job_dir, job_env):

@@ -35,11 +35,23 @@ def mpirun():
     return cmd
 
 
+_VADER_DIR = tempfile.mkdtemp(prefix="ndshm-test-ompi-", dir="/dev/shm")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vader_dir():
+    """OpenMPI's own shared-memory segments go to a directory of ours, removed after the
+    tests: a job killed by a timeout would otherwise leave them in /dev/shm."""
+    yield
+    shutil.rmtree(_VADER_DIR, ignore_errors=True)
+
+
 def mpi_env():
     e = env()
     # Containers often forbid the cross-process copies (CMA) vader uses for large
     # messages; ours are tiny, but a failure there would be MPI's, not ndshm's.
     e["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+    e["OMPI_MCA_btl_vader_backing_directory"] = _VADER_DIR
     return e
 
 
