@@ -43,6 +43,8 @@ __all__ = [
     "NotReadyError",
     "NdshmError",
     "OwnerDiedError",
+    "load",
+    "save",
     "MS_ASYNC",
     "MS_SYNC",
     "MS_INVALIDATE",
@@ -179,6 +181,7 @@ _FORMATS = {
     _lib.SA_FORMAT_V1: "v1",
     _lib.SA_FORMAT_SHAREDARRAY_NPY1: "sharedarray-np1",
     _lib.SA_FORMAT_SHAREDARRAY_NPY2: "sharedarray-np2",
+    _lib.SA_FORMAT_NPY: "npy",
 }
 
 
@@ -721,6 +724,9 @@ def is_shared(array: Any) -> bool:
     lo, hi = np.byte_bounds(array) if hasattr(np, "byte_bounds") else np.lib.array_utils.byte_bounds(array)
     return b._addr <= start and lo >= b._addr and hi <= b._addr + b._size
 
+
+# Datasets (load once per node, save atomically): defined in their own module.
+from ._dataset import load, save  # noqa: E402
 
 # Live data (publish, snapshots, waiting, shape changes, the lock): their own module.
 from ._live import Lock, StaleError, lock, publish, read_begin, read_snapshot, read_valid, version, wait, writing  # noqa: E402,F401

@@ -140,7 +140,8 @@ def load(
     outcome = ctypes.c_int32(-1)
     lib.sa_load(
         _path(path), fmt, _name(name), start, end, flags,
-        _timeout_ms(timeout), ctypes.byref(h), ctypes.byref(outcome),
+        # None waits without limit for another loader (-1 in C); 0 would not wait at all.
+        -1 if timeout is None else _timeout_ms(timeout), ctypes.byref(h), ctypes.byref(outcome),
     )
     arr = _wrap(h)
     created = outcome.value == _lib.SA_CREATED

@@ -79,7 +79,7 @@ def test_eight_processes_one_load(uname, tmp_path):
     n = uname("eight")
     code = (
         "import ndshm, sys, numpy as np\n"
-        "a, s = ndshm.load(sys.argv[1], sys.argv[2], return_status=True, timeout=60)\n"
+        "a, s = ndshm.load(sys.argv[1], sys.argv[2], return_status=True)\n"
         "print(s, float(a.sum()), a.shape[0])\n"
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python"))
