@@ -114,8 +114,9 @@ def procedures():
         int(size(src), c_size_t), {dtype}, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_{suffix}_{r}(arr, dst, stat, version, timeout_ms, reshaped)

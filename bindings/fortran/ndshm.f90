@@ -616,8 +616,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r4_1(arr, dst, stat, version, timeout_ms, reshaped)
@@ -694,8 +695,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r4_2(arr, dst, stat, version, timeout_ms, reshaped)
@@ -772,8 +774,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r4_3(arr, dst, stat, version, timeout_ms, reshaped)
@@ -850,8 +853,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r8_1(arr, dst, stat, version, timeout_ms, reshaped)
@@ -928,8 +932,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r8_2(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1006,8 +1011,9 @@ contains
         int(size(src), c_size_t), SA_FLOAT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_r8_3(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1084,8 +1090,9 @@ contains
         int(size(src), c_size_t), SA_INT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i4_1(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1162,8 +1169,9 @@ contains
         int(size(src), c_size_t), SA_INT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i4_2(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1240,8 +1248,9 @@ contains
         int(size(src), c_size_t), SA_INT32, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i4_3(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1318,8 +1327,9 @@ contains
         int(size(src), c_size_t), SA_INT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i8_1(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1396,8 +1406,9 @@ contains
         int(size(src), c_size_t), SA_INT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i8_2(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1474,8 +1485,9 @@ contains
         int(size(src), c_size_t), SA_INT64, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_i8_3(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1552,8 +1564,9 @@ contains
         int(size(src), c_size_t), SA_UINT8, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_u1_1(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1630,8 +1643,9 @@ contains
         int(size(src), c_size_t), SA_UINT8, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_u1_2(arr, dst, stat, version, timeout_ms, reshaped)
@@ -1708,8 +1722,9 @@ contains
         int(size(src), c_size_t), SA_UINT8, flags, version)
   end subroutine
 
-  !> Copies a consistent snapshot of the array into DST, which must have the snapshot's
-  !> size (else SA_ERR_MISMATCH): retries while writers write, at most TIMEOUT_MS
+  !> Copies a consistent snapshot of the array into DST, which must hold at least the
+  !> snapshot's bytes (else SA_ERR_MISMATCH; also when the kind differs): retries while
+  !> writers write, at most TIMEOUT_MS
   !> (default 1000; SA_ERR_TIMEOUT after). VERSION: the snapshot's version. RESHAPED:
   !> true when the shape or kind changed since the handle's last look (ndshm_shape).
   subroutine snapshot_u1_3(arr, dst, stat, version, timeout_ms, reshaped)

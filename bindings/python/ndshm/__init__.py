@@ -48,6 +48,20 @@ __all__ = [
     "MS_ASYNC",
     "MS_SYNC",
     "MS_INVALIDATE",
+    "version",
+    "wait",
+    "writing",
+    "Write",
+    "publish",
+    "read_snapshot",
+    "read_begin",
+    "read_valid",
+    "lock",
+    "Lock",
+    "StaleError",
+    "TornReadError",
+    "by_name",
+    "SharedNDArray",
     "by_name",
     "SharedNDArray",
 ]
@@ -291,6 +305,32 @@ class SharedMemoryBase:
             OSError: the system call failed.
         """
         lib.sa_munlock(self._h)
+
+    def write(self) -> "Write":
+        """A write as a context manager: ``with a.base.write():`` (see :func:`writing`).
+
+        Returns:
+            The context manager; the write begins when the ``with`` block is entered.
+
+        Raises:
+            BlockingIOError: (on entering) another writer is in the middle of a write.
+            PermissionError: (on entering) the array is attached read-only.
+        """
+        return writing(self)
+
+    def lock(self, timeout: Optional[float] = None) -> "Lock":
+        """The array's process-shared lock: ``with a.base.lock() as lk:`` (see :class:`Lock`).
+
+        Args:
+            timeout: seconds the ``with`` statement waits at most (None: no limit).
+
+        Returns:
+            The lock, taken when the ``with`` block is entered.
+
+        Raises:
+            Never raises; entering the ``with`` block raises ``TimeoutError``.
+        """
+        return Lock(self, timeout)
 
     def __repr__(self) -> str:
         ro = ", read-only" if self._readonly else ""
@@ -729,7 +769,20 @@ def is_shared(array: Any) -> bool:
 from ._dataset import load, save  # noqa: E402
 
 # Live data (publish, snapshots, waiting, shape changes, the lock): their own module.
-from ._live import Lock, StaleError, lock, publish, read_begin, read_snapshot, read_valid, version, wait, writing  # noqa: E402,F401
+from ._lib import TornReadError  # noqa: E402
+from ._live import (  # noqa: E402
+    Lock,
+    StaleError,
+    Write,
+    lock,
+    publish,
+    read_begin,
+    read_snapshot,
+    read_valid,
+    version,
+    wait,
+    writing,
+)
 
 # Passing arrays to other processes by name (pickling as a reference): its own module.
 from ._pickle import SharedNDArray, by_name  # noqa: E402

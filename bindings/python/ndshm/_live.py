@@ -19,16 +19,20 @@ array's handle, whatever part of it the view shows.
 import ctypes
 import math
 import weakref
+from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import SharedMemoryBase, _lib, base_of
 from ._lib import OwnerDiedError, lib
+from ._types import NDArray
 
 __all__ = [
     "version",
     "wait",
     "writing",
+    "Write",
     "publish",
     "read_snapshot",
     "read_begin",
@@ -40,12 +44,16 @@ __all__ = [
 
 StaleError = _lib.StaleError
 
+#: What the live-data functions take: an ndshm array, a view of one, or its base object.
+Shared = Union[NDArray, SharedMemoryBase]
+
 # The geometry each handle described last (shape, dtype, order), so a snapshot costs
 # one foreign call when the shape did not change. Weak: it goes with the mapping.
+_GEOMETRY: "weakref.WeakKeyDictionary[SharedMemoryBase, Tuple[Tuple[int, ...], np.dtype[Any], str]]"
 _GEOMETRY = weakref.WeakKeyDictionary()
 
 
-def _base(a):
+def _base(a: Shared) -> SharedMemoryBase:
     """The SharedMemoryBase behind an ndshm array, a view of one, or the base itself."""
     b = getattr(a, "base", None)
     if type(b) is SharedMemoryBase and b._h is not None:  # the common case, fast
@@ -56,7 +64,7 @@ def _base(a):
     return b
 
 
-def _ms(timeout, none_means):
+def _ms(timeout: Optional[float], none_means: int) -> int:
     """Seconds to the C convention (negative: no limit, 0: once, else milliseconds)."""
     if timeout is None:
         return none_means
@@ -70,7 +78,7 @@ def _ms(timeout, none_means):
     return math.ceil(t * 1000)
 
 
-def _describe(b):
+def _describe(b: SharedMemoryBase) -> Tuple[Tuple[int, ...], "np.dtype[Any]", str]:
     d = _lib.sa_desc()
     lib.sa_describe(b._h, ctypes.byref(d))
     g = (
@@ -85,37 +93,61 @@ def _describe(b):
 _get_version = lib.sa_get_version
 
 
-def version(a):
-    """The latest published version of the array: how many writes have completed."""
+def version(a: Shared) -> int:
+    """The latest published version of the array: how many writes have completed.
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object).
+
+    Returns:
+        The version, 0 before the first write.
+
+    Raises:
+        TypeError: ``a`` is not an ndshm array.
+        ValueError: the array has the SharedArray layout (no header for versions).
+    """
     v = ctypes.c_uint64()
     _get_version(_base(a)._h, ctypes.byref(v))
     return v.value
 
 
-def wait(a, newer_than, timeout=None):
+def wait(a: Shared, newer_than: int, timeout: Optional[float] = None) -> int:
     """Block until a version newer than ``newer_than`` is published and return it.
 
     Sleeps in the kernel (a futex on the shared version word): no CPU while waiting,
-    woken as soon as a writer publishes. ``timeout`` in seconds (None: no limit);
-    ``TimeoutError`` when it runs out; ``StaleError`` when the array was replaced under
-    its name by a larger one (attach it again).
+    woken as soon as a writer publishes.
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object).
+        newer_than: the version the caller has.
+        timeout: seconds to wait at most (None: no limit; 0: do not wait).
+
+    Returns:
+        The newer version.
+
+    Raises:
+        TimeoutError: no newer version within ``timeout``.
+        StaleError: the array was replaced under its name by a larger one (attach it
+            again).
+        TypeError: ``a`` is not an ndshm array.
     """
     v = ctypes.c_uint64()
     lib.sa_wait_version(_base(a)._h, int(newer_than), _ms(timeout, -1), ctypes.byref(v))
     return v.value
 
 
-class _Write:
-    """A write in progress (see :func:`writing`)."""
+class Write:
+    """A write in progress (see :func:`writing`): ``version`` is the version published
+    when the block ended, ``repair`` whether the previous write was never finished."""
 
     __slots__ = ("_b", "version", "repair")
 
-    def __init__(self, b):
+    def __init__(self, b: SharedMemoryBase) -> None:
         self._b = b
-        self.version = None
+        self.version: Optional[int] = None
         self.repair = False
 
-    def __enter__(self):
+    def __enter__(self) -> "Write":
         try:
             lib.sa_write_begin(self._b._h)
         except OwnerDiedError:
@@ -123,73 +155,122 @@ class _Write:
             self.repair = True
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         v = ctypes.c_uint64()
         lib.sa_write_end(self._b._h, ctypes.byref(v))
         self.version = v.value
-        return False
 
 
-def writing(a):
+def writing(a: Shared) -> Write:
     """A context manager around a write: readers' snapshots never see half of it.
 
         with ndshm.writing(a) as w:
             a[...] = new_values
         w.version                      # the version just published
 
-    ``BlockingIOError`` when another writer is in the middle of a write (writers take
-    turns with :func:`lock`). ``w.repair`` is True when the previous write was never
-    finished (its writer died mid-write; taken over because this thread holds the
-    lock): rewrite all the data. The write ends (and is published) also when the block
-    raises. Same as ``a.base.write()``.
+    ``w.repair`` is True when the previous write was never finished (its writer died
+    mid-write; taken over because this thread holds the lock): rewrite all the data. The
+    write ends (and is published) also when the block raises. Same as
+    ``a.base.write()``.
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object), mapped read-write.
+
+    Returns:
+        The context manager; the write begins when the ``with`` block is entered.
+
+    Raises:
+        BlockingIOError: (on entering) another writer is in the middle of a write;
+            writers take turns with :func:`lock`.
+        PermissionError: (on entering) the array is attached read-only.
+        TypeError: ``a`` is not an ndshm array.
     """
-    return _Write(_base(a))
+    return Write(_base(a))
 
 
-def publish(a, data, *, grow=False):
-    """Publish ``data`` as the next version, in one call; return the version.
+def publish(a: Shared, data: npt.ArrayLike, *, grow: bool = False) -> int:
+    """Publish ``data`` as the next version, in one call.
 
     When ``data`` has another shape or dtype than the array, the array takes them on
-    (its order stays), atomically with the data. The new size must fit the capacity
-    reserved at create (``create(..., capacity=...)``), else ``OSError`` (ENOSPC) says
-    how much is reserved and what was asked; with ``grow=True`` the array is instead
-    replaced under its name by a larger one (readers of the old one get ``StaleError``
-    and attach again; ``a`` keeps showing the old array: attach the name again too).
-    ``a`` itself keeps its numpy shape: read the new shape with :func:`read_snapshot`.
+    (its order stays), atomically with the data. ``a`` itself keeps its numpy shape:
+    read the new shape with :func:`read_snapshot`.
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object), mapped read-write.
+        data: the new contents (anything ``numpy.asarray`` takes).
+        grow: when the data do not fit the capacity reserved at create, replace the
+            array under its name by a larger one (readers of the old one get
+            ``StaleError`` and attach again; ``a`` keeps showing the old array).
+
+    Returns:
+        The version published.
+
+    Raises:
+        OSError: (ENOSPC) the data do not fit the capacity: the message says how much
+            is reserved and what was asked.
+        BlockingIOError: another writer is in the middle of a write.
+        PermissionError: the array is attached read-only.
+        ValueError: an unsupported dtype or shape.
+        TypeError: ``a`` is not an ndshm array.
     """
     b = _base(a)
     g = _GEOMETRY.get(b) or _describe(b)
-    data = np.asarray(data)
+    arr = np.asarray(data)
     order = g[2]
-    if not (data.flags.f_contiguous if order == "F" else data.flags.c_contiguous):
-        data = np.array(data, order=order)
+    if not (arr.flags.f_contiguous if order == "F" else arr.flags.c_contiguous):
+        arr = np.array(arr, order=order)
     v = ctypes.c_uint64()
-    ptr = data.ctypes.data
-    if data.shape == g[0] and data.dtype == g[1]:
-        lib.sa_publish(b._h, ptr, data.nbytes, ctypes.byref(v))
+    ptr = arr.ctypes.data
+    if arr.shape == g[0] and arr.dtype == g[1]:
+        lib.sa_publish(b._h, ptr, arr.nbytes, ctypes.byref(v))
         return v.value
-    from . import _c_shape, _DIM, _NDIM, _dtype_code, _shape
+    from . import _DIM, _NDIM, _c_shape, _dtype_code, _shape
 
-    ndim, c_shape = _c_shape(_shape(data.shape), _DIM, _NDIM)
+    ndim, c_shape = _c_shape(_shape(arr.shape), _DIM, _NDIM)
     flags = _lib.SA_GROW if grow else 0
     try:
         lib.sa_publish_shape(
-            b._h, ndim, c_shape, _dtype_code(data.dtype), ptr, data.nbytes, flags, ctypes.byref(v)
+            b._h, ndim, c_shape, _dtype_code(arr.dtype), ptr, arr.nbytes, flags, ctypes.byref(v)
         )
     finally:
         _describe(b)
     return v.value
 
 
-def read_snapshot(a, out=None, *, timeout=1.0, return_version=False):
+@overload
+def read_snapshot(a: Shared, out: Optional[NDArray] = ..., *, timeout: Optional[float] = ...,
+                  return_version: Literal[False] = ...) -> NDArray: ...
+@overload
+def read_snapshot(a: Shared, out: Optional[NDArray] = ..., *, timeout: Optional[float] = ...,
+                  return_version: Literal[True]) -> Tuple[NDArray, int]: ...
+def read_snapshot(
+    a: Shared,
+    out: Optional[NDArray] = None,
+    *,
+    timeout: Optional[float] = 1.0,
+    return_version: bool = False,
+) -> Union[NDArray, Tuple[NDArray, int]]:
     """A consistent copy of the array's data, as a new numpy array (or into ``out``).
 
-    Retries while writers write, for at most ``timeout`` seconds (None: no limit), then
-    ``TimeoutError``. The copy has the shape and dtype of its version (a writer may
-    have changed them). ``out``: an array of exactly that shape and dtype to copy into
-    (``ValueError`` otherwise; its contents are then undefined). ``return_version``:
-    return ``(array, version)``. ``StaleError`` when the array was replaced under its
-    name by a larger one (attach it again).
+    Retries while writers write. The copy has the shape and dtype of its version (a
+    writer may have changed them).
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object).
+        out: an array of exactly the snapshot's shape and dtype to copy into.
+        timeout: seconds to keep retrying at most (None: no limit).
+        return_version: return ``(array, version)`` instead of the array.
+
+    Returns:
+        The copy, or ``(copy, version)``.
+
+    Raises:
+        TimeoutError: every attempt within ``timeout`` overlapped a write.
+        ValueError: ``out`` does not have the snapshot's shape and dtype (its contents
+            are then undefined), or is not a writeable contiguous array.
+        StaleError: the array was replaced under its name by a larger one (attach it
+            again).
+        TypeError: ``a`` is not an ndshm array.
     """
     b = _base(a)
     g = _GEOMETRY.get(b) or _describe(b)
@@ -201,7 +282,7 @@ def read_snapshot(a, out=None, *, timeout=1.0, return_version=False):
     ):
         raise ValueError("out must be a writeable contiguous array")
     while True:
-        dst = np.empty(g[0], g[1], order=g[2]) if out is None else out
+        dst = np.empty(g[0], g[1], order=g[2]) if out is None else out  # type: ignore[call-overload]
         try:
             lib.sa_read_copy(b._h, dst.ctypes.data, dst.nbytes, ms, ctypes.byref(v), ctypes.byref(reshaped))
         except ValueError:  # SA_ERR_MISMATCH: the buffer is smaller than the snapshot
@@ -218,25 +299,48 @@ def read_snapshot(a, out=None, *, timeout=1.0, return_version=False):
         return (dst, v.value) if return_version else dst
 
 
-def _mismatch(out, g):
+def _mismatch(out: NDArray, g: Tuple[Tuple[int, ...], "np.dtype[Any]", str]) -> ValueError:
     return ValueError(
         f"out has shape {out.shape} and dtype {out.dtype}; the snapshot has shape {g[0]} "
         f"and dtype {g[1]}"
     )
 
 
-def read_begin(a, timeout=1.0):
-    """Begin an in-place read of ``a`` (no copy): waits at most ``timeout`` seconds until
-    no write is in progress and returns a token for :func:`read_valid`. Only for arrays
-    whose shape does not change (``a`` keeps its numpy shape)."""
+def read_begin(a: Shared, timeout: Optional[float] = 1.0) -> int:
+    """Begin an in-place read of ``a`` (no copy); check it with :func:`read_valid`.
+
+    Only for arrays whose shape does not change (``a`` keeps its numpy shape).
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object).
+        timeout: seconds to wait at most for a write in progress to end (None: no limit).
+
+    Returns:
+        A token for :func:`read_valid`.
+
+    Raises:
+        TimeoutError: a write was still in progress after ``timeout``.
+        TypeError: ``a`` is not an ndshm array.
+    """
     t = ctypes.c_uint64()
     lib.sa_read_begin(_base(a)._h, _ms(timeout, -1), ctypes.byref(t))
     return t.value
 
 
-def read_valid(a, token):
-    """True when no write happened since :func:`read_begin` returned ``token``: what
-    was read in between is one consistent version. False: it may be torn; read again."""
+def read_valid(a: Shared, token: int) -> bool:
+    """Whether what was read in place since :func:`read_begin` is one consistent version.
+
+    Args:
+        a: the array given to :func:`read_begin`.
+        token: what :func:`read_begin` returned.
+
+    Returns:
+        True when no write happened in between; False when the read may be torn (read
+        again).
+
+    Raises:
+        TypeError: ``a`` is not an ndshm array.
+    """
     try:
         lib.sa_read_end(_base(a)._h, int(token), None)
     except _lib.TornReadError:
@@ -256,14 +360,26 @@ class Lock:
 
     __slots__ = ("_b", "timeout", "owner_died")
 
-    def __init__(self, a, timeout=None):
+    def __init__(self, a: Shared, timeout: Optional[float] = None) -> None:
         self._b = _base(a)
         self.timeout = timeout
         self.owner_died = False
 
-    def acquire(self, blocking=True, timeout=None):
-        """Take the lock: True when taken, False when ``timeout`` seconds passed (or, with
-        ``blocking=False``, when it is held by a live holder)."""
+    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+        """Take the lock.
+
+        Args:
+            blocking: False tries once (a dead holder's lock is still taken over).
+            timeout: seconds to wait at most (None: no limit).
+
+        Returns:
+            True when taken (``owner_died`` tells whether the previous holder died
+            holding it), False when not within ``timeout`` (or held, not blocking).
+
+        Raises:
+            PermissionError: the array is attached read-only.
+            ValueError: this thread holds the lock already (it is not recursive).
+        """
         ms = 0 if not blocking else _ms(timeout, -1)
         try:
             lib.sa_lock(self._b._h, ms)
@@ -275,33 +391,36 @@ class Lock:
         self.owner_died = False
         return True
 
-    def release(self):
-        """Release the lock held by this thread (``ValueError`` if it does not hold it)."""
+    def release(self) -> None:
+        """Release the lock held by this thread.
+
+        Raises:
+            ValueError: this thread does not hold the lock.
+        """
         lib.sa_unlock(self._b._h)
 
-    def __enter__(self):
+    def __enter__(self) -> "Lock":
         if not self.acquire(timeout=self.timeout):
             raise TimeoutError(f"{self._b.name}: the lock was not free within {self.timeout} s")
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.release()
-        return False
 
 
-def lock(a, timeout=None):
+def lock(a: Shared, timeout: Optional[float] = None) -> Lock:
     """The array's process-shared lock as a context manager (see :class:`Lock`).
-    Same as ``a.base.lock()``."""
+
+    Same as ``a.base.lock()``.
+
+    Args:
+        a: an ndshm array (or a view of one, or its base object), mapped read-write.
+        timeout: seconds the ``with`` statement waits at most (None: no limit).
+
+    Returns:
+        The lock, taken when the ``with`` block is entered.
+
+    Raises:
+        TypeError: ``a`` is not an ndshm array.
+    """
     return Lock(a, timeout)
-
-
-def _install():
-    """``a.base.write()`` and ``a.base.lock()``: methods of the base object that every
-    ndshm array has, defined here with the rest of the live-data API."""
-    SharedMemoryBase.write = lambda self: _Write(_base(self))
-    SharedMemoryBase.write.__doc__ = writing.__doc__
-    SharedMemoryBase.lock = lambda self, timeout=None: Lock(self, timeout)
-    SharedMemoryBase.lock.__doc__ = Lock.__doc__
-
-
-_install()

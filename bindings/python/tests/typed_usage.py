@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 import ndshm
 import ndshm.compat.cdxcore as cdx
+import ndshm.compat.ndsharray as nds
 import ndshm.compat.sharedarray as sa
 
 
@@ -119,6 +120,52 @@ def main(name: str) -> None:
     ndshm.delete(name)
     os.unlink(tmp)
     os.unlink(npio)
+
+    # Live data: publish, snapshots, waiting, shape changes, the lock.
+    live: npt.NDArray[np.float64] = ndshm.create(name, (3,), capacity=4096)
+    with ndshm.writing(live) as wr:
+        live[:] = 1.0
+    written: ndshm.Write = wr
+    assert written.version == 1 and not written.repair
+    lbase = ndshm.base_of(live)
+    assert lbase is not None
+    with lbase.write():
+        live[:] = 2.0
+    v: int = ndshm.publish(live, np.zeros((2, 2), np.int32), grow=False)
+    snap: npt.NDArray[np.int32] = ndshm.read_snapshot(live, timeout=1.0)
+    snap2, v2 = ndshm.read_snapshot(live, np.empty((2, 2), np.int32), return_version=True)
+    assert snap.shape == (2, 2) and snap2.shape == (2, 2) and v == v2 == ndshm.version(live) == 3
+    token: int = ndshm.read_begin(live, timeout=1.0)
+    consistent: bool = ndshm.read_valid(live, token)
+    assert consistent
+    try:
+        ndshm.wait(live, v, timeout=0.001)
+    except TimeoutError:
+        pass
+    lk: ndshm.Lock = ndshm.lock(live, timeout=1.0)
+    with lk:
+        died: bool = lk.owner_died
+        assert not died
+    got: bool = lk.acquire(blocking=True, timeout=1.0)
+    assert got
+    lk.release()
+    with lbase.lock(timeout=1.0):
+        pass
+    for live_exc in (ndshm.StaleError, ndshm.TornReadError):
+        assert issubclass(live_exc, ndshm.NdshmError)
+    del live, lbase, snap, snap2
+    ndshm.delete(name)
+
+    # ndsharray's API.
+    writer = nds.NdShArray(name, np.arange(4.0), r_w="w")
+    reader = nds.NdShArray(name, r_w="r")
+    fresh, frame = reader.read()
+    assert fresh and frame.shape == (4,) and writer.name == name and reader.access == "r"
+    writer.write(np.ones((2, 3), np.uint8))
+    assert reader.read()[1].shape == (2, 3) and reader.read_time_ms >= 0 and reader.is_valid
+    assert writer.ndarray_mmap_name == name and np.dtype(nds.supported_types[0]) == np.int8
+    del writer, reader
+    ndshm.delete(name)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,19 @@ What ndshm does differently:
   header), ndsharray's with ``time.monotonic()`` of both processes.
 """
 
+import ctypes
 import time
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
 import ndshm
 from ndshm import _lib
+from ndshm._types import NDArray
 
 __all__ = ["NdShArray", "supported_types"]
 
-supported_types = [
+supported_types: List[Any] = [
     np.int8,
     np.int16,
     np.int32,
@@ -67,7 +70,7 @@ _MIN_CAPACITY = 64 << 10
 _READ_TIMEOUT = 1.0
 
 
-def _check_array(array):
+def _check_array(array: object) -> None:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"array must be a numpy.ndarray, not {type(array).__name__}")
     if array.dtype not in _SUPPORTED or not array.dtype.isnative:
@@ -78,7 +81,22 @@ class NdShArray:
     """Shares numpy arrays between processes: one writer publishes, readers take
     consistent snapshots (see the module documentation)."""
 
-    def __init__(self, name, array=np.ndarray((0,), dtype=np.uint8), r_w=None):
+    def __init__(self, name: str, array: NDArray = np.ndarray((0,), dtype=np.uint8),
+                 r_w: Optional[str] = None) -> None:
+        """Open the shared array ``name`` for writing (``r_w='w'``: created when missing,
+        ``array`` published) or reading (``r_w='r'``: it must exist).
+
+        Args:
+            name: the array's name (a bare shm name, as ndsharray takes).
+            array: the writer's first data; ignored by readers except for its check.
+            r_w: ``'r'`` or ``'w'`` (either case).
+
+        Raises:
+            ValueError: ``r_w`` is not ``'r'`` or ``'w'``.
+            TypeError: ``array`` is not a numpy array.
+            NotImplementedError: ``array`` has a dtype ndsharray does not support.
+            FileNotFoundError: a reader's array does not exist (start the writer first).
+        """
         if r_w not in ("r", "w", "R", "W"):
             raise ValueError("'r' or 'w' must be specified for input argument 'r_w'.")
         _check_array(array)
@@ -87,7 +105,7 @@ class NdShArray:
         self._array = array
         self._version = 0
         self._read_time_ms = 0.0
-        self._arr = None
+        self._arr: Optional[NDArray] = None
         self._capacity = 0
         if self._access == "w":
             try:
@@ -99,40 +117,50 @@ class NdShArray:
         else:
             self._arr = ndshm.attach(name, ro=True)
 
-    def _create(self, nbytes):
+    def _create(self, nbytes: int) -> None:
         self._capacity = max(_MIN_CAPACITY, 2 * nbytes)
         self._arr = ndshm.create(self._name, (0,), np.uint8, capacity=self._capacity, force=True)
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The name given at construction."""
         return self._name
 
     @property
-    def access(self):
+    def access(self) -> str:
         """``'r'`` or ``'w'``."""
         return self._access
 
     @property
-    def ndarray_mmap_name(self):
+    def ndarray_mmap_name(self) -> str:
         """The name of the shared memory holding the array: with ndshm, the array's name."""
         return self._name
 
     @property
-    def is_valid(self):
+    def is_valid(self) -> bool:
         """True while the shared array is attached (writers included, unlike ndsharray)."""
         return self._arr is not None
 
     @property
-    def read_time_ms(self):
+    def read_time_ms(self) -> float:
         """Milliseconds between the last successful read's write and that read."""
         return self._read_time_ms
 
-    def write(self, array):
-        """Publish ``array`` (any supported dtype, ndim and shape) as the next version."""
+    def write(self, array: NDArray) -> None:
+        """Publish ``array`` (any supported dtype, ndim and shape) as the next version.
+
+        Args:
+            array: the new data.
+
+        Raises:
+            TypeError: opened for reading, or ``array`` is not a numpy array.
+            NotImplementedError: an unsupported dtype.
+            OSError: no space for a larger array.
+        """
         if self._access != "w":
             raise TypeError(f"{self._name}: opened for reading (r_w='r'), cannot write")
         _check_array(array)
+        assert self._arr is not None
         grow = array.nbytes > self._capacity
         ndshm.publish(self._arr, array, grow=grow)
         if grow:
@@ -141,8 +169,17 @@ class NdShArray:
             self._arr = ndshm.attach(self._name)
             self._capacity = _lib.lib.sa_capacity(self._arr.base._h)
 
-    def read(self):
-        """``(True, copy)`` for data newer than the last read, else ``(False, previous)``."""
+    def read(self) -> Tuple[bool, NDArray]:
+        """The latest data if newer than the last read.
+
+        Returns:
+            ``(True, copy)`` for data newer than the last read (a private copy that
+            later writes do not change), else ``(False, previous array)``.
+
+        Raises:
+            Never raises for missing or torn data: those are ``(False, previous)``.
+        """
+        assert self._arr is not None
         try:
             # Nothing new (TimeoutError, at once) costs one call and no copy; a
             # replaced array is StaleError.
@@ -166,9 +203,7 @@ class NdShArray:
         return True, snap
 
 
-def _write_time_ns(arr):
-    import ctypes
-
+def _write_time_ns(arr: NDArray) -> int:
     t = ctypes.c_int64()
     _lib.lib.sa_get_write_time(arr.base._h, ctypes.byref(t))
     return t.value
