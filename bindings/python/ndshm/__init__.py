@@ -62,8 +62,6 @@ __all__ = [
     "TornReadError",
     "by_name",
     "SharedNDArray",
-    "by_name",
-    "SharedNDArray",
 ]
 
 __version__: str = lib.sa_version().decode()
