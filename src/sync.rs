@@ -857,10 +857,12 @@ impl Array {
         if self.v1().is_err() {
             return false;
         }
-        let (tid, _, _) = sys::this_thread();
+        let (tid, start, _) = sys::this_thread();
         let w = self.w32(off::LOCK).load(Ordering::Acquire);
+        // The start time tells this thread from a dead one that had the same id.
         w & TID_MASK == tid as u32
             && self.w32(off::LOCK_OWNER).load(Ordering::Acquire) == w & !WAITERS
+            && self.w64(off::LOCK_START).load(Ordering::Relaxed) == start
     }
 
     /// Takes the array's process-shared lock, waiting at most `timeout` (`None`: no
