@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::{self, Header, SegmentFormat, off};
 use crate::list::Info;
 use crate::name::ArrayName;
-use crate::segment::{self, Access};
+use crate::segment;
 use crate::sys;
 
 /// The synchronisation words of a v1 header (`[1024, 1088)`, docs/FORMAT.md), each
@@ -65,12 +65,7 @@ pub struct Details {
 /// [`crate::ErrorKind::Format`].
 pub fn details(name: &str) -> Result<Details> {
     let name = ArrayName::parse(name)?;
-    let access = Access {
-        allow_other_owner: true,
-        ..Access::default()
-    };
-    let (file, meta) = segment::open(&name, &access)?;
-    let s = segment::read(&name, &file, meta.len())?;
+    let (file, meta, s) = segment::describe(&name)?;
     let (header, checksum, sync, attributes) = match s.format {
         SegmentFormat::V1 { .. } => {
             let mut head = [0u8; format::CHECKED_BYTES];

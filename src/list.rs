@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::format::{Creator, Geometry, SegmentFormat, State};
 use crate::name::{ArrayName, Backend, ListedDir, SHM_DIR, redirect_dir};
-use crate::segment::{self, Access, Segment, TEMP_PREFIX};
+use crate::segment::{self, Segment, TEMP_PREFIX};
 use crate::sys;
 
 /// A description of one array, read from its header alone.
@@ -78,12 +78,7 @@ fn describe(name: ArrayName, s: Segment, meta: &std::fs::Metadata, alive: &mut L
 /// are [`crate::ErrorKind::Format`].
 pub fn info(name: &str) -> Result<Info> {
     let name = ArrayName::parse(name)?;
-    let access = Access {
-        allow_other_owner: true,
-        ..Access::default()
-    };
-    let (file, meta) = segment::open(&name, &access)?;
-    let s = segment::read(&name, &file, meta.len())?;
+    let (_, meta, s) = segment::describe(&name)?;
     Ok(describe(name, s, &meta, &mut Liveness::default()))
 }
 

@@ -151,6 +151,18 @@ fn not_regular(name: &ArrayName, meta: &Metadata) -> Error {
     ))
 }
 
+/// Opens and reads a segment to describe it, whoever owns it (reading a header cannot
+/// be harmed by its owner): what `info` and `details` show.
+pub(crate) fn describe(name: &ArrayName) -> Result<(File, Metadata, Segment)> {
+    let access = Access {
+        allow_other_owner: true,
+        ..Access::default()
+    };
+    let (file, meta) = open(name, &access)?;
+    let s = read(name, &file, meta.len())?;
+    Ok((file, meta, s))
+}
+
 /// The result of inspecting a file that may be an array.
 pub(crate) enum Inspected {
     /// A valid array.

@@ -232,19 +232,8 @@ pub unsafe extern "C" fn sa_create(
     flags: u32,
     out: *mut *mut sa_array,
 ) -> c_int {
-    guard(|| {
-        out_arg(out, "out")?;
-        // SAFETY: per this function's contract.
-        let name = unsafe { str_arg(name, "name") }?;
-        // SAFETY: per this function's contract.
-        let shape = unsafe { shape_arg(ndim, shape) }?;
-        let dtype = dtype_arg(dtype)?;
-        let opts = create_options(flags)?;
-        let a = Array::create(name, shape, dtype, &opts)?;
-        // SAFETY: checked non-NULL; writable per the contract.
-        unsafe { write_out(out, into_handle(a)) };
-        Ok(())
-    })
+    // SAFETY: same contract; capacity 0 reserves exactly what the shape needs.
+    unsafe { super::sync::sa_create_ex(name, ndim, shape, dtype, flags, 0, out) }
 }
 
 /// Attaches the existing array `name` into `*out`. `flags`: `SA_READONLY` (a
