@@ -9,7 +9,7 @@ import numpy.lib.format as npf
 import pytest
 
 import ndshm
-from conftest import ROOT, run_python
+from conftest import PKG_PATH, run_python
 
 
 def write_npy(path, a, version=(1, 0)):
@@ -82,7 +82,7 @@ def test_eight_processes_one_load(uname, tmp_path):
         "a, s = ndshm.load(sys.argv[1], sys.argv[2], return_status=True)\n"
         "print(s, float(a.sum()), a.shape[0])\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "bindings" / "python"))
+    env = dict(os.environ, PYTHONPATH=PKG_PATH)  # the same ndshm, installed or not
     kids = [
         subprocess.Popen([sys.executable, "-c", code, str(p), n], stdout=subprocess.PIPE, text=True, env=env)
         for _ in range(8)
