@@ -169,10 +169,12 @@ def run_suite(py, cwd):
                        capture_output=True, text=True, env=installed_env(), cwd=cwd, timeout=900)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-6000:]
-    # Only the test that needs cargo may skip: a peer package missing from the venv
-    # (SharedArray, mypy) would otherwise turn its tests into silent skips.
+    # Only the test that needs cargo, and the Dask example (Dask and its dependencies are
+    # too heavy for this venv; the main environment runs it), may skip: a peer package
+    # missing from the venv (SharedArray, mypy) would otherwise turn its tests into
+    # silent skips.
     skips = [line for line in out.splitlines() if line.startswith("SKIPPED")]
-    assert all("without cargo" in s for s in skips), skips
+    assert all("without cargo" in s or "Dask is not installed" in s for s in skips), skips
     return out
 
 
