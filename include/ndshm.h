@@ -639,7 +639,8 @@ int sa_delete(const char *name);
 int sa_delete_ex(const char *name, uint32_t flags);
 
 /**
- * Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
+ * Pointer to the first element (page aligned; for an `npy://` file aligned to the item
+ * size), or NULL for a NULL handle. Valid until
  * `sa_release`. For a read-only handle the memory must not be written (it faults).
  *
  * # Safety
@@ -656,8 +657,9 @@ void *sa_data(const struct sa_array *arr);
 int32_t sa_ndim(const struct sa_array *arr);
 
 /**
- * The shape, `sa_ndim(arr)` entries, valid until `sa_release`; NULL for a NULL handle.
- * (For ndim 0 the pointer is non-NULL but must not be read.)
+ * The shape, `sa_ndim(arr)` entries; NULL for a NULL handle. The pointer stays valid
+ * until `sa_release`; the values follow shape changes this handle observes (snapshots,
+ * writes). (For ndim 0 the pointer is non-NULL but must not be read.)
  *
  * # Safety
  * `arr` is NULL or a live handle.

@@ -272,7 +272,8 @@ impl Array {
         self.readonly
     }
 
-    /// Pointer to the first element (page aligned). Other processes may write through
+    /// Pointer to the first element, aligned for the dtype (page aligned, except for an
+    /// `npy://` file: aligned to the item size). Other processes may write through
     /// it at any time; see the module documentation.
     pub fn as_ptr(&self) -> *const u8 {
         // data_offset + capacity <= mapping length was checked when mapping.
@@ -336,7 +337,7 @@ impl Array {
         let p = self.typed_ptr::<T>()?;
         self.index(i)?;
         // SAFETY: i < len, so the element lies inside the mapped data region, which is
-        // page aligned and so aligned for T; T is valid for any bits (Element).
+        // aligned for T (see `as_ptr`); T is valid for any bits (Element).
         Ok(unsafe { p.add(i).read_volatile() })
     }
 
@@ -407,7 +408,8 @@ impl Array {
         };
         // SAFETY: the data region [data_offset, data_offset + nbytes) lies inside the
         // mapping (checked against the file size when mapped) and lives as long as
-        // &self; it is page aligned, so aligned for T; T is valid for any bits and
+        // &self; it is aligned for T (page aligned, or for an npy:// file a multiple of
+        // the item size, checked by segment::read_npy); T is valid for any bits and
         // T::DTYPE matches, so len * size_of::<T>() == nbytes; nobody writes it while
         // the slice lives, per this function's contract.
         Ok(unsafe { std::slice::from_raw_parts(p, self.len()) })

@@ -499,8 +499,26 @@ fn open_or_create_with(
                         let f = fill.take().expect("filled once");
                         return finish(w, &name, g, opts, create, None, f);
                     }
-                    // Another process claimed it first: wait for it.
-                    Err(e) if e.kind() == ErrorKind::Exists => continue,
+                    // The name exists but could not be opened as an array a moment ago:
+                    // another process claimed it first (wait for it), or something keeps
+                    // replacing it (a dangling symbolic link, a hostile process): bounded
+                    // by the deadline and paced, never a busy loop.
+                    Err(e) if e.kind() == ErrorKind::Exists => {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Err(Error::new(
+                                ErrorKind::Timeout,
+                                format!("{name}: timed out: {}", e.message()),
+                            ));
+                        }
+                        if sys::lstat(&name.path()).is_ok_and(|m| m.file_type().is_symlink()) {
+                            return Err(Error::new(
+                                ErrorKind::Permission,
+                                format!("{name}: a symbolic link that does not lead to an array"),
+                            ));
+                        }
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(Duration::from_millis(5));
+                    }
                     Err(e) => return Err(e),
                 }
             }

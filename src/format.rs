@@ -13,8 +13,8 @@ use crate::error::{Error, ErrorKind, Result};
 pub const MAGIC: [u8; 8] = *b"NDSHMARR";
 /// Format major version written and read by this library.
 pub const VERSION_MAJOR: u16 = 1;
-/// Format minor version written by this library.
-pub const VERSION_MINOR: u16 = 0;
+/// Format minor version written by this library (1: the creator's PID namespace).
+pub const VERSION_MINOR: u16 = 1;
 /// Written in native byte order; reads as 0x04030201 on a machine of the other order.
 pub const BYTE_ORDER_TAG: u32 = 0x0102_0304;
 /// Size of the fixed header region (the first page of 4 KiB).
@@ -80,6 +80,9 @@ pub mod off {
     pub const HOSTNAME: usize = 376;
     /// `i64` creation time, ns since the Unix epoch.
     pub const CREATED_NS: usize = 440;
+    /// `u32` the creator's PID namespace (inode of /proc/self/ns/pid, low 32 bits; 0 if
+    /// unknown or written by v1.0). Added in v1.1.
+    pub const CREATOR_PIDNS: usize = 448;
     /// `u32` CRC-32 of bytes `[0, 1020)`.
     pub const CHECKSUM: usize = 1020;
     /// `u32` state word (atomic).
@@ -203,6 +206,9 @@ pub struct Creator {
     pub boot_id: [u8; 16],
     /// Host name, at most [`MAX_HOSTNAME`] bytes.
     pub hostname: String,
+    /// The PID namespace the pid belongs to (0 when unknown): a pid means nothing in
+    /// another namespace, e.g. another container sharing /dev/shm.
+    pub pid_ns: u32,
 }
 
 /// The element layout of an array in any supported format: what attach validated.
@@ -393,6 +399,7 @@ impl Header {
         let host = truncate_utf8(&c.hostname, MAX_HOSTNAME).as_bytes();
         wr(&mut b, off::HOSTNAME, host);
         wr(&mut b, off::CREATED_NS, &self.created_ns.to_ne_bytes());
+        wr(&mut b, off::CREATOR_PIDNS, &c.pid_ns.to_ne_bytes());
         let crc = header_checksum(&b);
         wr(&mut b, off::CHECKSUM, &crc.to_ne_bytes());
         b
@@ -529,6 +536,8 @@ impl Header {
                     MAX_HOSTNAME,
                 )
                 .to_string(),
+                // v1.0 headers have zero here: unknown.
+                pid_ns: rd_u32(b, off::CREATOR_PIDNS),
             },
             create_flags: rd_u32(b, off::CREATE_FLAGS),
             created_ns: rd_i64(b, off::CREATED_NS),
@@ -679,6 +688,7 @@ mod tests {
                 start_ticks: 7,
                 boot_id: [1; 16],
                 hostname: "node1".into(),
+                pid_ns: 4026531836,
             },
             create_flags: 1,
             created_ns: 123,

@@ -246,6 +246,19 @@ fn read_npy(name: &ArrayName, file: &File, size: u64) -> Result<Segment> {
             ),
         ));
     }
+    // numpy pads its headers so the data is 64-byte aligned, but a version 1.0 header
+    // may have any length: refuse data not aligned for its elements, which every typed
+    // access (and C's `double *`) assumes.
+    if fa.data_offset % fa.dtype.itemsize() as u64 != 0 {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{name}: the file's data starts at byte {}, which is not aligned for {}; load \
+                 it into shared memory instead",
+                fa.data_offset, fa.dtype
+            ),
+        ));
+    }
     let geometry = Geometry {
         dtype: fa.dtype,
         order: fa.order,
@@ -651,9 +664,15 @@ impl<'n> Writer<'n> {
             return Ok(true);
         }
         // Somebody else's file: give the name back, and drop our temporary name.
+        // Only once that succeeded does `t` name our file again; otherwise it names
+        // theirs, which must not be removed (and ours keeps the name: Drop removes it).
         let back = sys::exchange(&t, &path);
-        let _ = sys::unlink(&t);
-        self.temp = None;
+        if back.is_ok() {
+            let _ = sys::unlink(&t);
+            self.temp = None;
+        } else {
+            self.named = true;
+        }
         back.map_err(|e| Error::os(format!("{name}: restore after a lost race"), e))?;
         Ok(false)
     }

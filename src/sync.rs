@@ -212,12 +212,17 @@ impl Array {
             .map_raw(&file)
             .ok()?;
         let same = |o: usize, n: usize| {
-            // SAFETY: both ranges lie in the first page of their mappings; plain bytes
-            // compared through raw pointers (they are written once, at creation).
+            // Copied out before comparing: other processes may rewrite these bytes (a
+            // shape change rewrites [0, 1024)), so no reference to them is formed.
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            // SAFETY: both ranges lie in the first page of their live mappings (o + n <=
+            // 1024 for both uses below), and the destinations are distinct private
+            // buffers of n bytes.
             unsafe {
-                std::slice::from_raw_parts(page.as_ptr().add(o), n)
-                    == std::slice::from_raw_parts(self.map.as_ptr().add(o), n)
+                std::ptr::copy_nonoverlapping(page.as_ptr().add(o), a.as_mut_ptr(), n);
+                std::ptr::copy_nonoverlapping(self.map.as_ptr().add(o), b.as_mut_ptr(), n);
             }
+            a == b
         };
         (same(0, off::NBYTES) && same(off::CREATOR_PID, off::CREATED_NS + 8 - off::CREATOR_PID))
             .then_some(page)
@@ -346,6 +351,10 @@ impl Array {
     pub fn write_begin(&mut self) -> Result<WriteStart> {
         self.v1()?;
         self.rw()?;
+        if self.is_stale() {
+            // Nobody reads a replaced array any more: a write into it would be lost.
+            return Err(self.stale_error());
+        }
         if self.live.writing {
             return Err(Error::invalid(format!(
                 "{}: a write is already in progress on this handle (write_begin twice)",
@@ -372,7 +381,12 @@ impl Array {
                     ),
                 ));
             }
-            match seq.compare_exchange_weak(s, s + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            match seq.compare_exchange_weak(
+                s,
+                s.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break WriteStart::Clean,
                 Err(v) => s = v,
             }
@@ -409,11 +423,11 @@ impl Array {
         }
         let seq = self.w64(off::SEQ);
         let s = seq.load(Ordering::Relaxed) | 1;
-        seq.store(s + 1, Ordering::Release);
+        seq.store(s.wrapping_add(1), Ordering::Release);
         self.live.writing = false;
         self.bump_and_wake();
         self.touch_write_time();
-        Ok((s + 1) >> 1)
+        Ok(s.wrapping_add(1) >> 1)
     }
 
     /// Changes the shape and dtype, inside a write ([`Array::write_begin`] ..
@@ -502,6 +516,19 @@ impl Array {
     /// in the middle of a write: the new array continues the version count, the old
     /// one is marked stale (its readers are woken and told to attach again).
     fn regrow(&mut self, need: u64) -> Result<()> {
+        // The replacement has a lock of its own, free: a holder of this array's lock
+        // would silently stop excluding anyone. Refuse instead (found in review).
+        if self.holds_lock() {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "{}: cannot grow the array while holding its lock: the larger array that \
+                     replaces it has a lock of its own; end the write, unlock, then publish \
+                     with grow",
+                    self.name()
+                ),
+            ));
+        }
         let mode = sys::lstat(&self.name().path()).map_or(0o600, |m| {
             use std::os::unix::fs::PermissionsExt;
             m.permissions().mode() & 0o777
@@ -534,7 +561,8 @@ impl Array {
         fence(Ordering::Release);
         new.live.writing = true;
         // The old array: its count back to the last published version, then stale.
-        self.w64(off::SEQ).store(s - 1, Ordering::Release);
+        self.w64(off::SEQ)
+            .store(s.wrapping_sub(1), Ordering::Release);
         self.w32(off::LIVE_FLAGS)
             .fetch_or(FLAG_STALE, Ordering::Release);
         self.live.writing = false;
@@ -621,7 +649,7 @@ impl Array {
             if start == WriteStart::Clean {
                 let seq = self.w64(off::SEQ);
                 let s = seq.load(Ordering::Relaxed) | 1;
-                seq.store(s - 1, Ordering::Release);
+                seq.store(s.wrapping_sub(1), Ordering::Release);
                 self.bump_and_wake();
             }
         }

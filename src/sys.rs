@@ -503,11 +503,13 @@ pub(crate) fn current_creator() -> Creator {
         start_ticks: ticks,
         boot_id: boot_id(),
         hostname: truncate_utf8(hostname(), MAX_HOSTNAME).to_string(),
+        pid_ns: pid_namespace(),
     }
 }
 
 /// Whether a creator process is still running: `None` when this machine cannot tell
-/// (another host, or no pid recorded).
+/// (another host, another PID namespace, or no pid recorded). Callers treat `None` as
+/// alive: nothing of a creator that cannot be checked is deleted or taken over.
 pub fn creator_alive(c: &Creator) -> Option<bool> {
     if c.pid <= 0 {
         return None;
@@ -518,6 +520,11 @@ pub fn creator_alive(c: &Creator) -> Option<bool> {
     let ours = boot_id();
     if c.boot_id != [0; 16] && ours != [0; 16] && c.boot_id != ours {
         return Some(false); // created before the last reboot
+    }
+    // Another container sharing /dev/shm: its pids are not ours to look up.
+    let ns = pid_namespace();
+    if c.pid_ns != 0 && ns != 0 && c.pid_ns != ns {
+        return None;
     }
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(c.pid, 0) };

@@ -39,7 +39,12 @@ fn create_attach_same_bytes() {
     assert_eq!(b.strides(), vec![32, 8]);
     assert_eq!(b.get::<f64>(11).unwrap(), 5.5);
     assert_eq!(b.to_vec::<f64>().unwrap(), values);
-    assert_eq!(b.format(), SegmentFormat::V1 { minor: 0 });
+    assert_eq!(
+        b.format(),
+        SegmentFormat::V1 {
+            minor: ndshm::format::VERSION_MINOR
+        }
+    );
     // Writes through one mapping are seen through the other.
     a.set(0, 42.0f64).unwrap();
     assert_eq!(b.get::<f64>(0).unwrap(), 42.0);
@@ -399,7 +404,12 @@ fn info_and_list_fields() {
     assert_eq!(l.len(), 2, "{l:#?}");
     let a = &l[0];
     assert_eq!(a.name.as_str(), a_name);
-    assert_eq!(a.format, SegmentFormat::V1 { minor: 0 });
+    assert_eq!(
+        a.format,
+        SegmentFormat::V1 {
+            minor: ndshm::format::VERSION_MINOR
+        }
+    );
     assert_eq!(
         (a.geometry.dtype, a.geometry.order),
         (Dtype::Uint16, Order::F)

@@ -443,3 +443,26 @@ fn random_mutations_never_crash() {
         "mutations must mostly be caught ({ok} attached)"
     );
 }
+
+/// A creator recorded in another PID namespace (another container sharing /dev/shm)
+/// cannot be looked up by pid: its in-progress array is never judged abandoned, so it is
+/// neither reported dead, nor deleted without in_progress, nor taken over by a loader.
+#[test]
+fn creator_in_another_pid_namespace_is_never_judged_dead() {
+    let t = TempName::new("otherns");
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let mut b = valid_segment(&[8]);
+    put(&mut b, off::STATE, &0u32.to_ne_bytes());
+    put(&mut b, off::CREATOR_PID, &(gone.id() as i32).to_ne_bytes());
+    put(&mut b, off::CREATOR_START, &0u64.to_ne_bytes());
+    put(&mut b, off::CREATOR_PIDNS, &0x7fff_fff1u32.to_ne_bytes()); // not ours
+    fix_crc(&mut b);
+    std::fs::write(t.path(), &b).unwrap();
+    let e = Array::attach(&t.name, &ro()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
+    assert_eq!(ndshm::info(&t.name).unwrap().creator_alive, None);
+    let e = Array::delete(&t.name).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotReady, "{e}");
+    Array::delete_with(&t.name, &ndshm::DeleteOptions { in_progress: true }).unwrap();
+}

@@ -31,6 +31,7 @@ const FIELDS: &[(&str, usize, usize)] = &[
     ("boot_id", off::BOOT_ID, 16),
     ("hostname", off::HOSTNAME, format::MAX_HOSTNAME + 1),
     ("created_ns", off::CREATED_NS, 8),
+    ("creator_pidns", off::CREATOR_PIDNS, 4),
     ("checksum", off::CHECKSUM, 4),
     ("state", off::STATE, 4),
     ("version", off::VERSION, 4),

@@ -474,3 +474,51 @@ fn c_api_refuses_bad_arguments() {
         );
     }
 }
+
+/// sa_shape and sa_strides promise pointers valid until sa_release: a snapshot that
+/// (re)reads the geometry must update the values in place, not free them.
+#[test]
+fn shape_and_strides_pointers_stay_valid_across_snapshots() {
+    use ndshm::ffi::array::*;
+    let t = common::TempName::new("live-ptrs");
+    let name = std::ffi::CString::new(t.name.as_str()).unwrap();
+    let shape = [4i64, 3];
+    let mut a: *mut sa_array = std::ptr::null_mut();
+    // SAFETY: valid arguments; the handle is released below.
+    unsafe {
+        assert_eq!(
+            sa_create(
+                name.as_ptr(),
+                2,
+                shape.as_ptr(),
+                ndshm::ffi::dtype::SA_FLOAT64,
+                0,
+                &mut a
+            ),
+            0
+        );
+        let (p_shape, p_strides) = (sa_shape(a), sa_strides(a));
+        let mut buf = [0f64; 12];
+        let mut version = 0u64;
+        for _ in 0..3 {
+            let mut reshaped = 0i32;
+            let rc = ndshm::ffi::sync::sa_read_copy(
+                a,
+                buf.as_mut_ptr().cast(),
+                96,
+                1000,
+                &mut version,
+                &mut reshaped,
+            );
+            assert_eq!(rc, 0);
+        }
+        assert_eq!(
+            (sa_shape(a), sa_strides(a)),
+            (p_shape, p_strides),
+            "same pointers"
+        );
+        assert_eq!(std::slice::from_raw_parts(p_shape, 2), &[4, 3]);
+        assert_eq!(std::slice::from_raw_parts(p_strides, 2), &[24, 8]);
+        sa_release(a);
+    }
+}

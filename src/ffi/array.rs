@@ -25,8 +25,11 @@ pub struct sa_array {
 pub(crate) struct Handle {
     pub(crate) inner: Array,
     name: CString,
-    // Recomputed by src/ffi/sync.rs when a snapshot or a write changes the shape.
-    pub(crate) strides: Vec<i64>,
+    // What sa_shape and sa_strides point into: fixed arrays inside the boxed handle, so
+    // the pointers stay valid until sa_release (they promise that); refreshed in place
+    // by `refresh` when a snapshot or a write changes the shape (src/ffi/sync.rs).
+    shape: [i64; SA_MAX_NDIM],
+    strides: [i64; SA_MAX_NDIM],
 }
 
 impl Castable for sa_array {
@@ -37,6 +40,15 @@ impl Handle {
     /// The core handle.
     pub(crate) fn array(&self) -> &Array {
         &self.inner
+    }
+
+    /// Copies the core handle's shape and strides into the arrays C pointers refer to.
+    pub(crate) fn refresh(&mut self) {
+        let n = self.inner.ndim();
+        self.shape = [0; SA_MAX_NDIM];
+        self.strides = [0; SA_MAX_NDIM];
+        self.shape[..n].copy_from_slice(self.inner.shape());
+        self.strides[..n].copy_from_slice(&self.inner.strides());
     }
 }
 
@@ -179,12 +191,14 @@ pub(crate) fn into_handle(a: Array) -> *mut sa_array {
     let mut bytes = Vec::with_capacity(a.name().as_str().len() + 1);
     bytes.extend_from_slice(a.name().as_str().as_bytes());
     let name = CString::new(bytes).unwrap_or_default();
-    let strides = a.strides();
-    to_box::<sa_array>(Handle {
+    let mut h = Handle {
         inner: a,
         name,
-        strides,
-    })
+        shape: [0; SA_MAX_NDIM],
+        strides: [0; SA_MAX_NDIM],
+    };
+    h.refresh();
+    to_box::<sa_array>(h)
 }
 
 /// Reads the shape argument.
@@ -414,7 +428,8 @@ unsafe fn read_handle<T: Copy>(arr: *const sa_array, null: T, f: impl FnOnce(&Ha
     guard_value(null, || unsafe { try_ref(arr, "arr") }.map_or(null, f))
 }
 
-/// Pointer to the first element (page aligned), or NULL for a NULL handle. Valid until
+/// Pointer to the first element (page aligned; for an `npy://` file aligned to the item
+/// size), or NULL for a NULL handle. Valid until
 /// `sa_release`. For a read-only handle the memory must not be written (it faults).
 ///
 /// # Safety
@@ -439,15 +454,16 @@ pub unsafe extern "C" fn sa_ndim(arr: *const sa_array) -> i32 {
     unsafe { read_handle(arr, -1, |a| a.inner.ndim() as i32) }
 }
 
-/// The shape, `sa_ndim(arr)` entries, valid until `sa_release`; NULL for a NULL handle.
-/// (For ndim 0 the pointer is non-NULL but must not be read.)
+/// The shape, `sa_ndim(arr)` entries; NULL for a NULL handle. The pointer stays valid
+/// until `sa_release`; the values follow shape changes this handle observes (snapshots,
+/// writes). (For ndim 0 the pointer is non-NULL but must not be read.)
 ///
 /// # Safety
 /// `arr` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_shape(arr: *const sa_array) -> *const i64 {
     // SAFETY: per this function's contract.
-    unsafe { read_handle(arr, std::ptr::null(), |a| a.inner.shape().as_ptr()) }
+    unsafe { read_handle(arr, std::ptr::null(), |a| a.shape.as_ptr()) }
 }
 
 /// Byte strides, numpy-style, `sa_ndim(arr)` entries, valid until `sa_release`; NULL
@@ -669,10 +685,7 @@ pub unsafe extern "C" fn sa_describe(arr: *const sa_array, out: *mut sa_desc) ->
         // SAFETY: per this function's contract.
         let h = unsafe { try_ref::<sa_array>(arr, "arr") }?;
         let a = &h.inner;
-        let mut shape = [0i64; SA_MAX_NDIM];
-        let mut strides = [0i64; SA_MAX_NDIM];
-        shape[..a.ndim()].copy_from_slice(a.shape());
-        strides[..a.ndim()].copy_from_slice(&h.strides);
+        let (shape, strides) = (h.shape, h.strides);
         let d = sa_desc {
             data: a.as_ptr() as *mut c_void,
             nbytes: a.nbytes(),

@@ -36,9 +36,10 @@ fn grow_arg(flags: u32) -> Result<bool, Error> {
     Ok(flags & SA_GROW != 0)
 }
 
-/// Keeps what the C accessors hand out (strides) in step with the handle's geometry.
+/// Keeps what the C accessors hand out (shape, strides) in step with the handle's
+/// geometry, in place: pointers from sa_shape/sa_strides stay valid.
 fn resync(h: &mut Handle) {
-    h.strides = h.inner.strides();
+    h.refresh();
 }
 
 /// Reads `ndim` and `shape` as a shape argument.
