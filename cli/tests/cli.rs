@@ -343,7 +343,8 @@ fn create_list_info_rm() {
     assert_eq!(l[0]["shape"], serde_json::json!([100, 3]));
     assert_eq!(l[0]["nbytes"], 2400);
     assert_eq!(l[0]["state"], "ready");
-    assert_eq!(l[0]["format"], "v1.0");
+    let v1 = format!("v1.{}", ndshm::format::VERSION_MINOR);
+    assert_eq!(l[0]["format"], v1.as_str());
     assert_eq!(l[0]["mode"], "0600");
     assert_eq!(l[0]["creator_alive"], false); // the ndshm process that made it
     assert!(l[0]["age_s"].as_f64().unwrap() >= 0.0);
@@ -367,7 +368,8 @@ fn create_list_info_rm() {
     }
     assert!(lines[1].starts_with(&a) && lines[2].starts_with(&b) && lines[3].starts_with(&c));
     for l in &lines[1..] {
-        assert_eq!(col(l, "v1.0"), col(header, "FORMAT"), "{text}");
+        let v1 = format!("v1.{}", ndshm::format::VERSION_MINOR);
+        assert_eq!(col(l, &v1), col(header, "FORMAT"), "{text}");
         assert_eq!(
             col(l, " ready").saturating_add(1),
             col(header, "STATE"),
