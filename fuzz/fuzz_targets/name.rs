@@ -25,9 +25,10 @@ fuzz_target!(|data: &[u8]| {
         let c = n.as_str();
         assert_eq!(n.to_string(), c);
         assert!(
-            c.starts_with("shm://") || c.starts_with("file://"),
+            c.starts_with("shm://") || c.starts_with("file://") || c.starts_with("npy://"),
             "{s:?} gave {c:?}"
         );
+        assert_eq!(n.is_npy(), c.starts_with("npy://"), "{s:?}");
         match ArrayName::parse_with(c, dir) {
             Ok(again) => assert_eq!(again, n, "{s:?}: {c:?} parses to another name"),
             Err(e) => panic!("{s:?} parsed, but its canonical form {c:?} does not: {e}"),
