@@ -26,13 +26,20 @@ pub fn spinner_while<T>(msg: &str, f: impl FnOnce() -> T) -> T {
     if !on_terminal() {
         return f();
     }
-    let (done, wait) = channel::<()>();
     let wait_for = delay();
+    if wait_for.is_zero() {
+        // Shown at once, drawn before `f` starts: deterministic for the tests, which set
+        // the delay to zero (a spinner thread could lose the race to a quick `f`).
+        let pb = ProgressBar::new_spinner().with_message(msg.to_string());
+        pb.tick();
+        let r = f();
+        pb.finish_and_clear();
+        return r;
+    }
+    let (done, wait) = channel::<()>();
     std::thread::scope(|s| {
         s.spawn(move || {
-            // A zero delay shows it at once, however quick `f` is (for the tests).
-            if !wait_for.is_zero() && wait.recv_timeout(wait_for) != Err(RecvTimeoutError::Timeout)
-            {
+            if wait.recv_timeout(wait_for) != Err(RecvTimeoutError::Timeout) {
                 return; // finished (the sender is gone) before the delay
             }
             let pb = ProgressBar::new_spinner().with_message(msg.to_string());
