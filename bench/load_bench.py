@@ -148,14 +148,9 @@ def main():
     report = render(rows, time.time() - t0, why if not huge else None)
     print(report)
     if "--write" in sys.argv:
-        path = pathlib.Path(sys.argv[sys.argv.index("--write") + 1])
-        text = path.read_text() if path.exists() else ""
-        start, end = "<!-- load:start -->", "<!-- load:end -->"
-        if start in text and end in text:
-            text = text.split(start)[0] + start + "\n" + report + end + text.split(end)[1]
-        else:
-            text += f"\n{start}\n{report}{end}\n"
-        path.write_text(text)
+        from sections import replace_section
+
+        replace_section(sys.argv[sys.argv.index("--write") + 1], "load", report)
 
 
 def render(rows, secs, huge_skipped):

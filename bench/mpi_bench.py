@@ -30,7 +30,6 @@ METHODS = {
     "window": "`MPI_Win_allocate_shared`, leader preads the file",
     "private": "every rank preads its own copy",
 }
-START, END = "<!-- bench-mpi:start -->", "<!-- bench-mpi:end -->"
 
 
 def mpirun():
@@ -136,12 +135,9 @@ def main():
     out = table(results, nbytes, runs, time.monotonic() - start, args.quick)
     print(out)
     if args.write:
-        p = pathlib.Path(args.write)
-        text = p.read_text()
-        if START not in text or END not in text:
-            sys.exit(f"{p}: no {START} ... {END} section to replace")
-        head, rest = text.split(START, 1)
-        p.write_text(head + START + "\n" + out + "\n" + END + rest.split(END, 1)[1])
+        from sections import replace_section
+
+        replace_section(args.write, "bench-mpi", out, append_if_missing=False)
 
 
 if __name__ == "__main__":

@@ -123,14 +123,9 @@ def main():
               f"machine: {machine}\n\n{tab}\n\nTargets (ratios from this run):\n\n" + "\n".join(check_lines) + "\n")
     print(report)
     if "--write" in sys.argv:
-        path = pathlib.Path(sys.argv[sys.argv.index("--write") + 1])
-        text = path.read_text() if path.exists() else ""
-        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-        if start in text and end in text:
-            text = text.split(start)[0] + start + "\n" + report + end + text.split(end)[1]
-        else:
-            text += f"\n{start}\n{report}{end}\n"
-        path.write_text(text)
+        from sections import replace_section
+
+        replace_section(sys.argv[sys.argv.index("--write") + 1], "bench", report)
 
 
 if __name__ == "__main__":
