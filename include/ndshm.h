@@ -186,10 +186,10 @@
 
 /**
  * `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
- * replace the array under its name by a larger one (the handle then maps the new
- * array; `sa_data` changes, and pointers from before stay valid until `sa_release`,
- * showing the old array) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
- * old array get `SA_ERR_STALE` and attach the name again.
+ * grow the capacity in place (at least doubling it, reserved on the filesystem)
+ * instead of failing with `SA_ERR_NO_SPACE`. `sa_data` may change; pointers from
+ * before stay valid until `sa_release`. Readers follow with their next snapshot or
+ * `sa_refresh`.
  */
 #define SA_GROW (1 << 12)
 
@@ -274,8 +274,9 @@ enum sa_status
    */
   SA_ERR_BUSY = -15,
   /**
-   * The array was replaced under its name by a larger one (a writer's shape change
-   * that did not fit, with `SA_GROW`): attach the name again.
+   * The array was replaced under its name (by ndshm before format v1.2, which grew
+   * arrays so), or it grew while its name was deleted or given to another array, so
+   * this handle cannot map its new rows: attach the name again.
    */
   SA_ERR_STALE = -16,
   /**
@@ -942,6 +943,62 @@ const char *sa_version(void);
 uint32_t sa_format_version(void);
 
 /**
+ * Appends `nrows` rows along axis 0 from `rows` (`nrows` times the row size: the
+ * bytes of one index of axis 0, `sa_nbytes / shape[0]` of a nonempty array) and
+ * stores the new length in `*new_len` (may be NULL). Appenders in any process are
+ * serialised by the array's lock (taken for the call unless this thread holds it).
+ * The capacity grows in place, at least doubling, and is reserved on the filesystem:
+ * a full filesystem is `SA_ERR_NO_SPACE` now, never a SIGBUS later, and leaves the
+ * array as it was. A process killed in the middle of an append leaves the array with
+ * or without the rows, never with a length that covers unwritten rows. Afterwards
+ * `sa_shape`, `sa_nbytes`, `sa_capacity` and `sa_data` describe the grown array
+ * (`sa_data` may change; pointers from before stay valid until `sa_release`). Other
+ * handles see the new length after `sa_refresh` or their next snapshot.
+ *
+ * Returns `SA_OK`; `SA_ERR_INVALID` (NULL handle, NULL `rows` with `nrows` > 0, a
+ * 0-d array, a length that overflows); `SA_ERR_UNSUPPORTED` (Fortran order with more
+ * than one dimension, SharedArray or `.npy` layout); `SA_ERR_READ_ONLY`;
+ * `SA_ERR_NO_SPACE`; `SA_ERR_STALE` (the file must grow but the name was deleted or
+ * now holds another array).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call; `rows`
+ * is NULL or points to `nrows` rows of readable memory (not inside this array);
+ * `new_len` is NULL or writable.
+ */
+int sa_append(struct sa_array *arr, const void *rows, uint64_t nrows, int64_t *new_len);
+
+/**
+ * Sets the length along axis 0 to `len`: shorter drops the last rows (the capacity
+ * stays), longer adds rows of zeros, growing the capacity as `sa_append` does. Same
+ * locking, errors and guarantees as `sa_append`; `SA_ERR_INVALID` for a negative
+ * length.
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call.
+ */
+int sa_resize(struct sa_array *arr, int64_t len);
+
+/**
+ * Makes the handle describe the array as it is now, after another process appended,
+ * resized or published a new shape: `*changed` (may be NULL) is 1 when the shape or
+ * dtype changed, else 0. Cheap when nothing changed (one atomic load); never waits.
+ * `sa_data` may change; pointers from before stay valid (showing the rows they
+ * showed) until `sa_release`. Rows up to the new length are complete (data that a
+ * publishing writer is rewriting are not: read those with a snapshot). Arrays in the
+ * SharedArray or `.npy` layout never change: `*changed` is 0.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL handle), `SA_ERR_FORMAT` (the header is
+ * damaged), `SA_ERR_STALE` (the array grew but its name was deleted or now holds
+ * another array, so the new rows cannot be mapped).
+ *
+ * # Safety
+ * `arr` is NULL or a live handle not used by another thread during the call;
+ * `changed` is NULL or writable.
+ */
+int sa_refresh(struct sa_array *arr, int *changed);
+
+/**
  * Lists arrays into a new array of `*count` entries at `*entries`, sorted by name.
  * `where` NULL lists shared memory: `/dev/shm` and, when `NDSHM_DIR` (or
  * `JOB_SHMTMPDIR`) is set, that directory (its entries named `shm://NAME`; `/dev/shm`
@@ -1065,7 +1122,7 @@ int sa_write_begin(struct sa_array *arr);
  * `sa_get_dtype` (and, with `SA_GROW`, `sa_data`) describe the new shape afterwards.
  *
  * Returns `SA_OK`, `SA_ERR_NO_SPACE`, `SA_ERR_INVALID` (NULL, bad shape, dtype or
- * flag, no write begun), and with `SA_GROW` the errors of `sa_create`.
+ * flag, no write begun), and with `SA_GROW` those of `sa_append`.
  *
  * # Safety
  * `arr` is NULL or a live handle not used by another thread during the call; `shape`

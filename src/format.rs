@@ -13,14 +13,19 @@ use crate::error::{Error, ErrorKind, Result};
 pub const MAGIC: [u8; 8] = *b"NDSHMARR";
 /// Format major version written and read by this library.
 pub const VERSION_MAJOR: u16 = 1;
-/// Format minor version written by this library (1: the creator's PID namespace).
-pub const VERSION_MINOR: u16 = 1;
+/// Format minor version written by this library (1: the creator's PID namespace; 2: the
+/// shadow header, and a capacity that may grow).
+pub const VERSION_MINOR: u16 = 2;
 /// Written in native byte order; reads as 0x04030201 on a machine of the other order.
 pub const BYTE_ORDER_TAG: u32 = 0x0102_0304;
 /// Size of the fixed header region (the first page of 4 KiB).
 pub const HEADER_BYTES: usize = 4096;
 /// The checksummed part of the header: identity and geometry.
 pub const CHECKED_BYTES: usize = 1024;
+/// Offset of the shadow header (v1.2): a copy of `[0, CHECKED_BYTES)` written, complete,
+/// before every rewrite of the header, so that at every instant the header or its
+/// shadow is valid (a writer killed in the middle of a rewrite leaves a readable array).
+pub const SHADOW_OFFSET: usize = 2048;
 /// Offset of the attribute area.
 pub const ATTR_OFFSET: usize = 4096;
 /// Size of the attribute area.

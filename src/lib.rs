@@ -40,6 +40,7 @@ pub mod dtype;
 mod error;
 pub mod ffi;
 pub mod format;
+mod grow;
 mod list;
 pub mod name;
 pub mod npy;

@@ -205,7 +205,14 @@ pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspec
                     n = sys::pread_full(file, &mut head, 0).map_err(rd)?;
                 }
                 Ok(s) => return Ok(Inspected::Array(s)),
-                Err(e) if is_ours(&head[..n]) => return Ok(Inspected::Damaged(e)),
+                Err(e) if is_ours(&head[..n]) => {
+                    // A writer killed in the middle of a header rewrite leaves the
+                    // shadow complete (format v1.2): use it.
+                    if let Some(s) = read_shadow(name, file, &head[..n], size) {
+                        return Ok(Inspected::Array(s));
+                    }
+                    return Ok(Inspected::Damaged(e));
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -315,6 +322,18 @@ fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<Segment> {
         creator: Some(h.creator),
         created_ns: h.created_ns,
     })
+}
+
+/// The segment described by the shadow header (see [`format::SHADOW_OFFSET`]) when the
+/// header at offset 0 is not valid: `None` when the shadow is not valid either.
+fn read_shadow(name: &ArrayName, file: &File, head: &[u8], size: u64) -> Option<Segment> {
+    let mut b = [0u8; off::ATTR_LEN + 4];
+    b.copy_from_slice(head.get(..off::ATTR_LEN + 4)?);
+    let n = sys::pread_full(file, &mut b[..CHECKED_BYTES], format::SHADOW_OFFSET as u64).ok()?;
+    if n != CHECKED_BYTES {
+        return None;
+    }
+    read_v1(name, &b, size).ok()
 }
 
 /// The error for a segment whose creator has not published it: [`ErrorKind::NotReady`]

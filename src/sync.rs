@@ -58,7 +58,6 @@ use crate::array::Array;
 use crate::dtype::{Dtype, Element};
 use crate::error::{Error, ErrorKind, Result, human_bytes};
 use crate::format::{self, CHECKED_BYTES, Geometry, Header, SegmentFormat, off};
-use crate::options::{CreateOptions, Share};
 use crate::sys;
 
 /// Bit 31 of `version` and of `lock`: someone sleeps on the word.
@@ -86,13 +85,13 @@ const SPINS: u32 = 2000;
 /// read-only handle, a writable mapping of the header page to register as a waiter.
 #[derive(Debug, Default)]
 pub(crate) struct Live {
-    known_gen: Option<u32>,
+    pub(crate) known_gen: Option<u32>,
     writing: bool,
     sync_page: OnceLock<Option<MmapRaw>>,
     /// Mappings of arrays this handle replaced by larger ones (`grow`): kept until the
     /// handle is dropped, so pointers handed out before (`sa_data`, numpy arrays) never
     /// dangle; they show the old array's last data.
-    retired: Vec<MmapRaw>,
+    pub(crate) retired: Vec<MmapRaw>,
 }
 
 /// How a write began (see [`Array::write_begin`]).
@@ -136,7 +135,7 @@ fn left(deadline: Option<Instant>) -> Option<Duration> {
 }
 
 impl Array {
-    fn v1(&self) -> Result<()> {
+    pub(crate) fn v1(&self) -> Result<()> {
         match self.format() {
             SegmentFormat::V1 { .. } => Ok(()),
             other => Err(Error::new(
@@ -150,7 +149,7 @@ impl Array {
         }
     }
 
-    fn rw(&self) -> Result<()> {
+    pub(crate) fn rw(&self) -> Result<()> {
         if self.is_readonly() {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
@@ -160,7 +159,7 @@ impl Array {
         Ok(())
     }
 
-    fn w32(&self, offset: usize) -> &AtomicU32 {
+    pub(crate) fn w32(&self, offset: usize) -> &AtomicU32 {
         debug_assert!(offset % 4 == 0 && offset + 4 <= format::HEADER_BYTES);
         // SAFETY: v1 mappings are at least HEADER_BYTES long (checked at attach and
         // create) and page aligned, so the word is in bounds and 4-aligned; every
@@ -170,7 +169,7 @@ impl Array {
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU32) }
     }
 
-    fn w64(&self, offset: usize) -> &AtomicU64 {
+    pub(crate) fn w64(&self, offset: usize) -> &AtomicU64 {
         debug_assert!(offset % 8 == 0 && offset + 8 <= format::HEADER_BYTES);
         // SAFETY: as in w32, 8-aligned.
         unsafe { &*(self.map.as_ptr().add(offset) as *const AtomicU64) }
@@ -249,8 +248,9 @@ impl Array {
         Ok(w.load(Ordering::Relaxed))
     }
 
-    /// True once the array was replaced under its name by a larger one: attach the
-    /// name again for newer data.
+    /// True once the array was replaced under its name by a larger one (as ndshm
+    /// before format v1.2 grew arrays; growth is in place now): attach the name again
+    /// for newer data.
     pub fn is_stale(&self) -> bool {
         matches!(self.format(), SegmentFormat::V1 { .. })
             && self.w32(off::LIVE_FLAGS).load(Ordering::Acquire) & FLAG_STALE != 0
@@ -398,16 +398,11 @@ impl Array {
         // nobody else writes now, so the header is stable.
         let sgen = self.w32(off::SHAPE_GEN).load(Ordering::Acquire);
         if self.live.known_gen != Some(sgen) {
-            match self.header_from_map() {
-                Ok(h) => {
-                    self.geometry = h.geometry;
-                    self.live.known_gen = Some(sgen);
-                }
-                Err(e) => {
-                    self.abandon_write(start);
-                    return Err(e);
-                }
+            if let Err(e) = self.header_from_map().and_then(|h| self.adopt(h.geometry)) {
+                self.abandon_write(start);
+                return Err(e);
             }
+            self.live.known_gen = Some(sgen);
         }
         Ok(start)
     }
@@ -433,10 +428,11 @@ impl Array {
     /// Changes the shape and dtype, inside a write ([`Array::write_begin`] ..
     /// [`Array::write_end`]): readers see the old shape with the old data or the new
     /// shape with the new data, never a mix. The order stays. The new shape must fit
-    /// the capacity reserved at create ([`CreateOptions::capacity`]); otherwise the
+    /// the capacity reserved at create ([`crate::options::CreateOptions::capacity`]); otherwise the
     /// error ([`ErrorKind::NoSpace`]) says how much is reserved and what was asked, and
-    /// with `grow` the array is instead replaced under its name by a larger one, which
-    /// this handle then maps (readers of the old one get [`ErrorKind::Stale`]).
+    /// with `grow` the capacity grows instead, in place (at least doubling: see
+    /// src/grow.rs): readers follow with their next snapshot or refresh, and pointers
+    /// obtained before stay valid until the handle is dropped.
     pub fn write_shape(&mut self, shape: &[i64], dtype: Dtype, grow: bool) -> Result<()> {
         if !self.live.writing {
             return Err(Error::invalid(format!(
@@ -451,25 +447,20 @@ impl Array {
             if !grow {
                 return Err(self.no_room(shape, dtype, nbytes));
             }
-            self.regrow(nbytes)?;
+            // In place (src/grow.rs): readers follow with their next snapshot.
+            self.ensure_capacity(nbytes)?;
         }
         if self.geometry.shape == shape && self.geometry.dtype == dtype {
             return Ok(());
         }
         let mut header = self.header_from_map()?;
+        header.geometry.capacity = header.geometry.capacity.max(self.geometry.capacity);
         header.geometry.dtype = dtype;
         header.geometry.shape = shape.to_vec();
         header.geometry.nbytes = nbytes;
-        let bytes = header.encode();
-        // SAFETY: [0, CHECKED_BYTES) lies in the writable mapping (v1, read-write:
-        // checked by write_begin); written through a raw pointer from a private buffer.
-        // Readers validate what they read of it with the seqlock (the count is odd).
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr(), CHECKED_BYTES)
-        };
-        let sgen = self.w32(off::SHAPE_GEN).fetch_add(1, Ordering::Relaxed) + 1;
+        self.store_header(&header);
         self.geometry = header.geometry;
-        self.live.known_gen = Some(sgen);
+        self.live.known_gen = Some(self.w32(off::SHAPE_GEN).load(Ordering::Relaxed));
         Ok(())
     }
 
@@ -479,7 +470,7 @@ impl Array {
             format!(
                 "{}: shape {shape:?} of {dtype} needs {} ({nbytes} bytes), but the array \
                  reserves {} ({} bytes) for data: create it with a larger capacity, or \
-                 let the writer replace it with a larger one (grow)",
+                 let the writer grow it (grow)",
                 self.name(),
                 human_bytes(nbytes),
                 human_bytes(self.geometry.capacity),
@@ -488,88 +479,80 @@ impl Array {
         )
     }
 
-    /// The header as it is in the mapping now, decoded and validated (a private copy).
-    fn header_from_map(&self) -> Result<Header> {
-        let mut b = [0u8; CHECKED_BYTES];
-        // SAFETY: the first CHECKED_BYTES of a v1 mapping, read through a raw pointer
-        // into a private buffer; the bytes may be torn by a concurrent shape change,
-        // which decode (checksum) or the caller's seqlock check reports.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr(), b.as_mut_ptr(), CHECKED_BYTES) };
-        let h = Header::decode(&b).map_err(|e| e.context(self.name()))?;
-        // The data region must stay where this handle mapped it.
+    /// The header as it is in the mapping now, decoded and validated (a private copy):
+    /// the shadow's when the header itself is not valid (a writer killed in the middle
+    /// of rewriting it, or rewriting it now: see [`format::SHADOW_OFFSET`]). The data
+    /// region must start where this handle mapped it; its capacity may have grown
+    /// ([`Array::adopt`] maps the rest).
+    pub(crate) fn header_from_map(&self) -> Result<Header> {
+        let h = match self.header_at(0) {
+            Ok(h) => h,
+            Err(e) => {
+                // Pairs with the release fence between the shadow and the header in
+                // store_header: a torn header means the shadow is complete.
+                fence(Ordering::Acquire);
+                self.header_at(format::SHADOW_OFFSET).map_err(|_| e)?
+            }
+        };
         let g = &h.geometry;
-        if g.data_offset != self.geometry.data_offset || g.capacity != self.geometry.capacity {
+        if g.data_offset != self.geometry.data_offset {
             return Err(Error::format(format!(
-                "{}: the header's data region changed ({}+{} bytes, mapped {}+{})",
+                "{}: the header's data offset changed ({}, mapped at {})",
                 self.name(),
                 g.data_offset,
-                g.capacity,
-                self.geometry.data_offset,
-                self.geometry.capacity
+                self.geometry.data_offset
             )));
         }
         Ok(h)
     }
 
-    /// Replaces the array under its name by one reserving at least `need` bytes (twice
-    /// the current capacity when that is more, so a growing series replaces rarely),
-    /// in the middle of a write: the new array continues the version count, the old
-    /// one is marked stale (its readers are woken and told to attach again).
-    fn regrow(&mut self, need: u64) -> Result<()> {
-        // The replacement has a lock of its own, free: a holder of this array's lock
-        // would silently stop excluding anyone. Refuse instead (found in review).
-        if self.holds_lock() {
-            return Err(Error::new(
-                ErrorKind::Busy,
-                format!(
-                    "{}: cannot grow the array while holding its lock: the larger array that \
-                     replaces it has a lock of its own; end the write, unlock, then publish \
-                     with grow",
-                    self.name()
-                ),
-            ));
+    fn header_at(&self, at: usize) -> Result<Header> {
+        let mut b = [0u8; CHECKED_BYTES];
+        // SAFETY: [at, at + CHECKED_BYTES) lies in the header page of a v1 mapping (at is
+        // 0 or SHADOW_OFFSET, 2048 + 1024 <= 4096), read through a raw pointer into a
+        // private buffer; the bytes may be torn by a concurrent rewrite, which decode
+        // (checksum) or the caller's seqlock check reports.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), b.as_mut_ptr(), CHECKED_BYTES)
+        };
+        Header::decode(&b).map_err(|e| e.context(self.name()))
+    }
+
+    /// Rewrites the header, inside a write (the count is odd): first the shadow,
+    /// complete, then the header itself, so that at every instant one of the two is
+    /// valid, also for a reader that finds this writer killed in between.
+    pub(crate) fn store_header(&mut self, h: &Header) {
+        debug_assert!(self.live.writing);
+        let bytes = h.encode();
+        // SAFETY: both ranges lie in the header page of the writable v1 mapping (checked
+        // by write_begin: v1, read-write); written through raw pointers from a private
+        // buffer. Readers validate what they read of it with the seqlock.
+        unsafe {
+            let base = self.map.as_mut_ptr();
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                base.add(format::SHADOW_OFFSET),
+                CHECKED_BYTES,
+            );
+            // Orders the complete shadow before any byte of the header (see
+            // header_from_map).
+            fence(Ordering::Release);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), base, CHECKED_BYTES);
         }
-        let mode = sys::lstat(&self.name().path()).map_or(0o600, |m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o777
-        });
-        let share = match mode {
-            m if m & 0o006 != 0 => Share::All,
-            m if m & 0o060 != 0 => Share::Group,
-            _ => Share::Owner,
-        };
-        let g = self.geometry.clone();
-        let opts = |cap: u64| {
-            CreateOptions::default()
-                .order(g.order)
-                .force(true)
-                .share(share)
-                .capacity(Some(cap))
-        };
-        let doubled = g.capacity.saturating_mul(2).max(need);
-        let name = self.name().as_str().to_string();
-        let mut new = match Array::create(&name, &g.shape, g.dtype, &opts(doubled)) {
-            Err(e) if e.kind() == ErrorKind::NoSpace && doubled > need => {
-                Array::create(&name, &g.shape, g.dtype, &opts(need))?
-            }
-            r => r?,
-        };
-        // The new array continues the count, in the middle of this write (odd), so
-        // its readers wait for the write to end; nobody else writes it yet.
-        let s = self.w64(off::SEQ).load(Ordering::Relaxed);
-        new.w64(off::SEQ).store(s, Ordering::Release);
-        fence(Ordering::Release);
-        new.live.writing = true;
-        // The old array: its count back to the last published version, then stale.
-        self.w64(off::SEQ)
-            .store(s.wrapping_sub(1), Ordering::Release);
-        self.w32(off::LIVE_FLAGS)
-            .fetch_or(FLAG_STALE, Ordering::Release);
-        self.live.writing = false;
-        self.bump_and_wake();
-        let old = std::mem::replace(self, new);
-        self.live.retired.extend(old.live.retired);
-        self.live.retired.push(old.map);
+        // Release: a reader that sees the new generation sees the header, and the rows
+        // an append wrote before (src/grow.rs).
+        self.w32(off::SHAPE_GEN).fetch_add(1, Ordering::Release);
+    }
+
+    /// Makes the handle describe geometry `g` (read from its header), first mapping the
+    /// rest of the file when the capacity grew beyond this mapping.
+    pub(crate) fn adopt(&mut self, g: Geometry) -> Result<()> {
+        let end = g
+            .data_offset
+            .checked_add(g.capacity)
+            .ok_or_else(|| Error::format(format!("{}: capacity overflows", self.name())))?;
+        self.map_at_least(end)?;
+        self.geometry = g;
         Ok(())
     }
 
@@ -643,7 +626,7 @@ impl Array {
 
     /// Ends a write that changed nothing: the count goes back to the last published
     /// version (no new version). A repair stays unfinished: the data are still torn.
-    fn abandon_write(&mut self, start: WriteStart) {
+    pub(crate) fn abandon_write(&mut self, start: WriteStart) {
         if self.live.writing {
             self.live.writing = false;
             if start == WriteStart::Clean {
@@ -735,11 +718,22 @@ impl Array {
                 }
             };
             let g = fresh.as_ref().unwrap_or(&self.geometry);
-            let n = g.nbytes as usize; // <= capacity, checked against the mapping
+            let n = g.nbytes as usize; // <= capacity
+            if g.data_offset + g.nbytes > self.map.len() as u64 {
+                // The array grew beyond this mapping: map the rest once the header read
+                // is known to be consistent, then look again.
+                let g = g.clone();
+                fence(Ordering::Acquire);
+                if self.w64(off::SEQ).load(Ordering::Relaxed) == s1 {
+                    self.adopt(g)?;
+                    self.live.known_gen = Some(sgen);
+                }
+                continue;
+            }
             let fits = dst.len() >= n;
             if fits {
                 // SAFETY: the source [data_offset, data_offset + n) lies in the
-                // mapping (n <= capacity, data_offset unchanged: header_from_map);
+                // mapping (checked above);
                 // the destination is a private buffer of at least n bytes; the bytes
                 // may be torn, which the check below detects.
                 unsafe {
@@ -761,7 +755,7 @@ impl Array {
                 .as_ref()
                 .is_some_and(|g| g.shape != self.geometry.shape || g.dtype != self.geometry.dtype);
             if let Some(g) = fresh {
-                self.geometry = g;
+                self.adopt(g)?; // within the mapping: cannot fail
             }
             self.live.known_gen = Some(sgen);
             if !fits {
@@ -845,7 +839,7 @@ impl Array {
                 continue;
             }
             if let Some(g) = fresh? {
-                self.geometry = g;
+                self.adopt(g)?;
             }
             self.live.known_gen = Some(sgen);
             return Ok(s1);

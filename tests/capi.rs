@@ -431,7 +431,7 @@ fn dtype_strings() {
         .unwrap()
         .to_string();
     assert_eq!(v, env!("CARGO_PKG_VERSION"));
-    assert_eq!(sa_format_version(), 1001);
+    assert_eq!(sa_format_version(), 1002);
 }
 
 #[test]

@@ -52,8 +52,9 @@ pub enum sa_status {
     /// Someone else holds it: `sa_trylock` on a lock held by a live holder, or
     /// `sa_write_begin` while another writer is in the middle of a write.
     SA_ERR_BUSY = -15,
-    /// The array was replaced under its name by a larger one (a writer's shape change
-    /// that did not fit, with `SA_GROW`): attach the name again.
+    /// The array was replaced under its name (by ndshm before format v1.2, which grew
+    /// arrays so), or it grew while its name was deleted or given to another array, so
+    /// this handle cannot map its new rows: attach the name again.
     SA_ERR_STALE = -16,
     /// `sa_read_end`: a writer wrote during the in-place read, so what was read may
     /// mix two versions; read again.

@@ -14,6 +14,7 @@ pub mod array;
 pub mod dataset;
 pub mod dtype;
 pub mod error;
+pub mod grow;
 pub mod list;
 pub mod sync;
 

@@ -14,10 +14,10 @@ use crate::format::check_ndim;
 use crate::sync::{LockStart, WriteStart};
 
 /// `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
-/// replace the array under its name by a larger one (the handle then maps the new
-/// array; `sa_data` changes, and pointers from before stay valid until `sa_release`,
-/// showing the old array) instead of failing with `SA_ERR_NO_SPACE`. Readers of the
-/// old array get `SA_ERR_STALE` and attach the name again.
+/// grow the capacity in place (at least doubling it, reserved on the filesystem)
+/// instead of failing with `SA_ERR_NO_SPACE`. `sa_data` may change; pointers from
+/// before stay valid until `sa_release`. Readers follow with their next snapshot or
+/// `sa_refresh`.
 pub const SA_GROW: u32 = 1 << 12;
 
 /// The C timeout convention: negative waits without limit, 0 tries once, else
@@ -215,7 +215,7 @@ pub unsafe extern "C" fn sa_write_begin(arr: *mut sa_array) -> c_int {
 /// `sa_get_dtype` (and, with `SA_GROW`, `sa_data`) describe the new shape afterwards.
 ///
 /// Returns `SA_OK`, `SA_ERR_NO_SPACE`, `SA_ERR_INVALID` (NULL, bad shape, dtype or
-/// flag, no write begun), and with `SA_GROW` the errors of `sa_create`.
+/// flag, no write begun), and with `SA_GROW` those of `sa_append`.
 ///
 /// # Safety
 /// `arr` is NULL or a live handle not used by another thread during the call; `shape`

@@ -164,9 +164,7 @@ class NdShArray:
         grow = array.nbytes > self._capacity
         ndshm.publish(self._arr, array, grow=grow)
         if grow:
-            # Replaced by a larger array: map that one afresh, so the old one's memory
-            # is freed with this process's last reference to it.
-            self._arr = ndshm.attach(self._name)
+            # The capacity grew in place (at least doubled): readers follow by themselves.
             self._capacity = _lib.lib.sa_capacity(self._arr.base._h)
 
     def read(self) -> Tuple[bool, NDArray]:
@@ -181,12 +179,12 @@ class NdShArray:
         """
         assert self._arr is not None
         try:
-            # Nothing new (TimeoutError, at once) costs one call and no copy; a
-            # replaced array is StaleError.
+            # Nothing new (TimeoutError, at once) costs one call and no copy; an array
+            # replaced under its name (older ndshm grew so) is StaleError.
             ndshm.wait(self._arr, self._version, timeout=0)
             snap, version = ndshm.read_snapshot(self._arr, timeout=_READ_TIMEOUT, return_version=True)
         except ndshm.StaleError:
-            # The writer replaced the array by a larger one: follow it.
+            # The writer replaced the array: follow it.
             try:
                 self._arr = ndshm.attach(self._name, ro=self._access == "r")
             except FileNotFoundError:

@@ -1,0 +1,460 @@
+//! Growth along axis 0: appending rows to a C-order v1 array and changing its length,
+//! in place. The file is extended (never replaced), so every process keeps its mapping
+//! and its pointers to the rows it had; others see the new length after
+//! [`Array::refresh`] (or their next snapshot, which refreshes by itself).
+//!
+//! # Protocol (docs/FORMAT.md, "Growth")
+//!
+//! 1. Take the array's lock ([`Array::lock`]): appenders are serialised by it. A holder
+//!    killed in the middle is noticed by the next appender, which needs no repair (see
+//!    below), so an append proceeds after [`crate::sync::LockStart::OwnerDied`] too.
+//! 2. Read the header (or its shadow, see [`crate::format::SHADOW_OFFSET`]).
+//! 3. If the rows do not fit the capacity, extend the file with `posix_fallocate` to a
+//!    capacity at least twice the old one (so appending one row at a time costs
+//!    amortised O(row size)): a full filesystem is an error here and never a SIGBUS
+//!    later, and a failed extension is cut back. The header does not change yet.
+//! 4. Copy the rows after the last row of the array. Nobody reads there: readers use
+//!    the header's length.
+//! 5. One write under the seqlock rewrites the header, shadow first: new length, new
+//!    capacity. Snapshot readers see the old length or the new one, never a mix.
+//!
+//! A process killed before step 5 leaves the old length (its rows are not part of the
+//! array; the next append overwrites them; a file extended in step 3 is just larger
+//! than its capacity, which readers accept). Killed in the middle of step 5, the
+//! shadow holds the new header, complete, and the rows it covers were written in step
+//! 4. So the array has the appended rows or it has not, and a length never covers rows
+//! that were not written.
+
+use crate::array::Array;
+use crate::dtype::Element;
+use crate::error::{Error, ErrorKind, Result};
+use crate::format::{self, Order, SegmentFormat, off};
+use crate::segment::{self, Access};
+use crate::sys;
+
+use memmap2::MmapOptions;
+use std::fs::File;
+use std::sync::atomic::{Ordering, fence};
+
+impl Array {
+    /// The size in bytes of one row (one index of axis 0) when this handle may change
+    /// the length along axis 0: a v1 array, attached read-write, with at least one
+    /// dimension, in C order (or of one dimension). Otherwise the error that
+    /// [`Array::append_bytes`] would give.
+    pub fn row_size(&self) -> Result<u64> {
+        if !matches!(self.format(), SegmentFormat::V1 { .. }) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{}: only ndshm v1 arrays can grow; this one has the {:?} layout, \
+                     whose size is fixed (copy it into a new array)",
+                    self.name(),
+                    self.format()
+                ),
+            ));
+        }
+        self.rw()?;
+        let g = &self.geometry;
+        if g.shape.is_empty() {
+            return Err(Error::invalid(format!(
+                "{}: a 0-d array has no rows to append or remove",
+                self.name()
+            )));
+        }
+        if g.order == Order::F && g.shape.len() > 1 {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{}: rows can be appended only to a C-order array: in Fortran order \
+                     the elements of one row are not contiguous, so every existing element \
+                     would move",
+                    self.name()
+                ),
+            ));
+        }
+        format::nbytes_for(&g.shape[1..], g.dtype.itemsize()).map_err(|e| e.context(self.name()))
+    }
+
+    /// Appends `nrows` rows along axis 0, given as their bytes (`src` holds exactly
+    /// `nrows` rows of the array's row size and dtype), and returns the new length.
+    /// Takes the array's lock for the call unless this thread holds it already. The
+    /// capacity grows geometrically when needed, in place: see the module
+    /// documentation for what other processes see and for crash safety.
+    ///
+    /// Errors: [`ErrorKind::Invalid`] (wrong byte count, 0-d array, length
+    /// overflow), [`ErrorKind::Unsupported`] (Fortran order with more than one
+    /// dimension, SharedArray or `.npy` layout), [`ErrorKind::ReadOnly`],
+    /// [`ErrorKind::NoSpace`] (the filesystem is full: the array is unchanged),
+    /// [`ErrorKind::Stale`] (the array's name was deleted or now holds another array,
+    /// and the file must grow).
+    pub fn append_bytes(&mut self, nrows: u64, src: &[u8]) -> Result<i64> {
+        let row = self.row_size()?;
+        let want = nrows.checked_mul(row);
+        if want != Some(src.len() as u64) {
+            return Err(Error::invalid(format!(
+                "{}: {nrows} rows of {row} bytes need {}, the buffer has {} bytes",
+                self.name(),
+                want.map_or("more than 2^64 bytes".to_string(), |w| w.to_string()),
+                src.len()
+            )));
+        }
+        self.with_lock(|a| {
+            a.refresh_locked()?;
+            let len0 = a.geometry.shape[0];
+            if nrows == 0 {
+                return Ok(len0);
+            }
+            let len = i64::try_from(nrows)
+                .ok()
+                .and_then(|n| len0.checked_add(n))
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "{}: {len0} + {nrows} rows overflow the length",
+                        a.name()
+                    ))
+                })?;
+            let old = a.geometry.nbytes;
+            let nbytes = a.commit_check(len)?;
+            a.ensure_capacity(nbytes)?;
+            let dst = a.as_mut_ptr()?;
+            // SAFETY: [old, old + src.len()) = [old, nbytes) lies in the data region,
+            // which holds capacity >= nbytes bytes of the mapping (ensure_capacity);
+            // past the array's length nobody reads (module doc); src is a private
+            // buffer distinct from the mapping; written through raw pointers only.
+            unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(old as usize), src.len())
+            };
+            a.commit_len(len, nbytes)?;
+            Ok(len)
+        })
+    }
+
+    /// Appends rows given as elements (a whole number of rows of the array's dtype) and
+    /// returns the new length. See [`Array::append_bytes`].
+    pub fn append<T: Element>(&mut self, rows: &[T]) -> Result<i64> {
+        if T::DTYPE != self.dtype() {
+            return Err(Error::new(
+                ErrorKind::Mismatch,
+                format!(
+                    "{}: the array holds {}, the rows are {}",
+                    self.name(),
+                    self.dtype(),
+                    T::DTYPE
+                ),
+            ));
+        }
+        let row = self.row_size()? / T::DTYPE.itemsize() as u64;
+        let n = rows.len() as u64;
+        if row == 0 || n % row != 0 {
+            return Err(Error::invalid(format!(
+                "{}: {n} elements are not a whole number of rows of {row} elements{}",
+                self.name(),
+                if row == 0 {
+                    " (rows of no elements: use append_bytes with a row count)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        // SAFETY: T is plain data without padding (Element): its bytes are initialised.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(rows.as_ptr().cast::<u8>(), std::mem::size_of_val(rows))
+        };
+        self.append_bytes(n / row, bytes)
+    }
+
+    /// Sets the length along axis 0: shorter drops the last rows (the capacity stays),
+    /// longer adds rows of zeros (growing the capacity as [`Array::append_bytes`]
+    /// does). Same locking, errors and guarantees as `append_bytes`.
+    pub fn set_len(&mut self, len: i64) -> Result<()> {
+        self.row_size()?;
+        if len < 0 {
+            return Err(Error::invalid(format!(
+                "{}: negative length {len}",
+                self.name()
+            )));
+        }
+        self.with_lock(|a| {
+            a.refresh_locked()?;
+            if len == a.geometry.shape[0] {
+                return Ok(());
+            }
+            let old = a.geometry.nbytes;
+            let nbytes = a.commit_check(len)?;
+            if nbytes > old {
+                a.ensure_capacity(nbytes)?;
+                let dst = a.as_mut_ptr()?;
+                // SAFETY: [old, nbytes) lies in the data region of the mapping
+                // (ensure_capacity), past the array's length where nobody reads; it may
+                // hold rows dropped by an earlier shrink, hence the zeroing.
+                unsafe { std::ptr::write_bytes(dst.add(old as usize), 0, (nbytes - old) as usize) };
+            }
+            a.commit_len(len, nbytes)
+        })
+    }
+
+    /// Makes the handle describe the array as it is now (its length may have changed
+    /// by another process's append or resize, or its shape by a publish): true when the
+    /// shape or dtype changed. Cheap when nothing changed (one atomic load); never
+    /// waits, also not for a writer that died in the middle of a write (the header or
+    /// its shadow is always complete). Pointers obtained before stay valid (showing
+    /// the rows they showed) until the handle is dropped; [`Array::as_ptr`] may differ
+    /// afterwards. Rows up to the new length are complete; data a publishing writer
+    /// is rewriting are not (read those with a snapshot).
+    pub fn refresh(&mut self) -> Result<bool> {
+        if !matches!(self.format(), SegmentFormat::V1 { .. }) {
+            return Ok(false);
+        }
+        let mut tries = 0;
+        loop {
+            let g1 = self.w32(off::SHAPE_GEN).load(Ordering::Acquire);
+            if self.live.known_gen == Some(g1) {
+                return Ok(false);
+            }
+            let h = self.header_from_map();
+            // Pairs with the release in store_header's generation increment.
+            fence(Ordering::Acquire);
+            let g2 = self.w32(off::SHAPE_GEN).load(Ordering::Relaxed);
+            match h {
+                Ok(h) if g1 == g2 => {
+                    let changed = (h.geometry.shape.as_slice(), h.geometry.dtype)
+                        != (self.geometry.shape.as_slice(), self.geometry.dtype);
+                    self.adopt(h.geometry)?;
+                    self.live.known_gen = Some(g1);
+                    return Ok(changed);
+                }
+                // Rewritten meanwhile: look again (a rewrite takes a microsecond).
+                Err(_) | Ok(_) if tries < 100 => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                Err(e) => return Err(e),
+                Ok(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Busy,
+                        format!(
+                            "{}: the header changes faster than it can be read",
+                            self.name()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Runs `f` holding the array's lock: taken for the call unless this thread holds
+    /// it already. A dead previous holder is no obstacle: what the lock protects here
+    /// (the header, the rows past the length) needs no repair (module doc).
+    fn with_lock<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        let held = self.holds_lock();
+        if !held {
+            self.lock(None)?;
+        }
+        let r = f(self);
+        if !held {
+            self.unlock()?;
+        }
+        r
+    }
+
+    /// Under the lock: the handle describes the header as it is (or its shadow), the
+    /// rest of the file mapped when the capacity grew; the rows the caller sized for
+    /// still fit.
+    fn refresh_locked(&mut self) -> Result<()> {
+        let (dtype, ndim) = (self.dtype(), self.ndim());
+        self.refresh()?;
+        if self.dtype() != dtype || self.ndim() != ndim {
+            return Err(Error::new(
+                ErrorKind::Mismatch,
+                format!(
+                    "{}: the array changed to shape {:?} of {} meanwhile",
+                    self.name(),
+                    self.shape(),
+                    self.dtype()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data size of the array with `len` rows.
+    fn commit_check(&self, len: i64) -> Result<u64> {
+        let mut shape = self.geometry.shape.clone();
+        shape[0] = len;
+        format::nbytes_for(&shape, self.geometry.dtype.itemsize())
+            .map_err(|e| e.context(self.name()))
+    }
+
+    /// Publishes the length `len` (data size `nbytes`, within the capacity) and this
+    /// handle's capacity in one write under the seqlock (step 5 of the module doc).
+    fn commit_len(&mut self, len: i64, nbytes: u64) -> Result<()> {
+        let capacity = self.geometry.capacity;
+        let start = self.write_begin()?;
+        let mut h = match self.header_from_map() {
+            Ok(h) => h,
+            Err(e) => {
+                self.abandon_write(start);
+                return Err(e);
+            }
+        };
+        h.geometry.shape[0] = len;
+        h.geometry.nbytes = nbytes;
+        h.geometry.capacity = h.geometry.capacity.max(capacity);
+        self.store_header(&h);
+        self.adopt(h.geometry)?; // within the mapping: cannot fail
+        self.live.known_gen = Some(self.w32(off::SHAPE_GEN).load(Ordering::Relaxed));
+        self.write_end()?;
+        Ok(())
+    }
+
+    /// Makes the capacity (this handle's, and the file's) at least `need` bytes of
+    /// data, growing it to at least twice the old one; the header's capacity changes
+    /// with the next header rewrite. Caller: a lock holder, or a writer in a write.
+    pub(crate) fn ensure_capacity(&mut self, need: u64) -> Result<()> {
+        let g = &self.geometry;
+        if need <= g.capacity {
+            return Ok(());
+        }
+        let (data_offset, old) = (g.data_offset, g.capacity);
+        let page = sys::page_size() as u64;
+        let round = |n: u64| n.checked_add(page - 1).map(|n| n / page * page);
+        let too_large = || {
+            Error::invalid(format!(
+                "{}: {need} bytes of data cannot be mapped",
+                self.name()
+            ))
+        };
+        let exact = round(need).ok_or_else(too_large)?;
+        let doubled = round(need.max(old.saturating_mul(2))).unwrap_or(exact);
+        let (file, _) = self.reopen_same()?;
+        let mut cap = doubled;
+        loop {
+            let end = data_offset
+                .checked_add(cap)
+                .filter(|&e| e <= isize::MAX as u64)
+                .ok_or_else(too_large)?;
+            match extend(self, &file, end, cap - old) {
+                // The doubled size may not fit where the exact one does.
+                Err(e) if e.kind() == ErrorKind::NoSpace && cap > exact => cap = exact,
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    self.map_from(&file, end)?;
+                    self.geometry.capacity = cap;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Makes the mapping cover at least `[0, end)` of the file: in place when the
+    /// address space after it is free, else by a new mapping of the same file (opened
+    /// again by name and checked to be the same array). The old mapping is kept until
+    /// the handle is dropped, so pointers handed out before stay valid.
+    pub(crate) fn map_at_least(&mut self, end: u64) -> Result<()> {
+        if end <= self.map.len() as u64 {
+            return Ok(());
+        }
+        let (file, _) = self.reopen_same()?;
+        self.map_from(&file, end)
+    }
+
+    fn map_from(&mut self, file: &File, end: u64) -> Result<()> {
+        if end <= self.map.len() as u64 {
+            return Ok(());
+        }
+        let name = self.name().clone();
+        let size = file
+            .metadata()
+            .map_err(|e| Error::os(format!("{name}: stat"), e))?
+            .len();
+        if size < end {
+            return Err(Error::format(format!(
+                "{name}: truncated segment: the header needs {end} bytes but the file has \
+                 {size}"
+            )));
+        }
+        let len = usize::try_from(end)
+            .ok()
+            .filter(|&l| l <= isize::MAX as usize)
+            .ok_or_else(|| Error::format(format!("{name}: too large to map ({end} bytes)")))?;
+        let mut opts = MmapOptions::new();
+        opts.len(len);
+        let mut map = if self.is_readonly() {
+            opts.map_raw_read_only(file)
+        } else {
+            opts.map_raw(file)
+        }
+        .map_err(|e| Error::os(format!("{name}: mmap"), e))?;
+        std::mem::swap(&mut self.map, &mut map);
+        self.live.retired.push(map);
+        Ok(())
+    }
+
+    /// Opens this handle's array again by name (to extend or map more of it), checked
+    /// to be the same array: identity bytes (creator, start time, boot id, creation
+    /// time) equal to the mapped ones, which a replacement under the name never has.
+    fn reopen_same(&self) -> Result<(File, std::fs::Metadata)> {
+        let name = self.name();
+        let gone = |why: &str| {
+            Error::new(
+                ErrorKind::Stale,
+                format!(
+                    "{name}: the array must grow, but {why}, so this handle cannot reach \
+                     its file: attach it again"
+                ),
+            )
+        };
+        let access = Access {
+            write: !self.is_readonly(),
+            allow_other_owner: true,
+            follow_symlinks: true,
+        };
+        let (file, meta) = match segment::open(name, &access) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(gone("its name was deleted")),
+            r => r?,
+        };
+        const IDENT: std::ops::Range<usize> = off::CREATOR_PID..off::CREATED_NS + 8;
+        let mut found = [0u8; IDENT.end - IDENT.start];
+        let n = sys::pread_full(&file, &mut found, IDENT.start as u64)
+            .map_err(|e| Error::os(format!("{name}: read"), e))?;
+        let mut mine = [0u8; IDENT.end - IDENT.start];
+        // SAFETY: IDENT lies in the header page of the v1 mapping; copied through a raw
+        // pointer into a private buffer (other processes may rewrite the header, but
+        // never these bytes).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(IDENT.start),
+                mine.as_mut_ptr(),
+                mine.len(),
+            )
+        };
+        if n != found.len() || found != mine {
+            return Err(gone("its name now holds another array"));
+        }
+        Ok((file, meta))
+    }
+}
+
+/// Reserves `[0, end)` of `file` (the array `a`'s), cutting the file back to its old
+/// size when that fails part way, so a full filesystem leaves the array as it was.
+fn extend(a: &Array, file: &File, end: u64, more: u64) -> Result<()> {
+    let name = a.name();
+    let size = file
+        .metadata()
+        .map_err(|e| Error::os(format!("{name}: stat"), e))?
+        .len();
+    match sys::fallocate(file, end) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // Nobody uses bytes past the header's capacity, which is at most `size`.
+            if file.metadata().is_ok_and(|m| m.len() > size) {
+                let _ = file.set_len(size);
+            }
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                Err(segment::no_space(name, more, e))
+            } else {
+                Err(Error::os(format!("{name}: reserve {end} bytes"), e))
+            }
+        }
+    }
+}
