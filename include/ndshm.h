@@ -185,6 +185,16 @@
 #define SA_STATE_READY 1
 
 /**
+ * `sa_store_entry.format`: an ndshm v1 array.
+ */
+#define SA_STORE_V1 0
+
+/**
+ * `sa_store_entry.format`: an ISF `SharedNumpyStore` raw file (`NAME__D0_..._Dn__DTYPE`).
+ */
+#define SA_STORE_ISF 1
+
+/**
  * `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
  * grow the capacity in place (at least doubling it, reserved on the filesystem)
  * instead of failing with `SA_ERR_NO_SPACE`. `sa_data` may change; pointers from
@@ -299,6 +309,11 @@ typedef int32_t sa_status;
  * need the caller to ensure no other thread uses the handle at the same time.
  */
 typedef struct sa_array sa_array;
+
+/**
+ * An open array store (opaque). Close it with `sa_store_close`.
+ */
+typedef struct sa_store sa_store;
 
 /**
  * Element type code. Values are ABI and stored in segments: `SA_BOOL` ... `SA_COMPLEX128`.
@@ -435,6 +450,36 @@ typedef struct sa_list_entry {
    */
   char host[64];
 } sa_list_entry;
+
+/**
+ * One array of a store, from `sa_store_list`.
+ */
+typedef struct sa_store_entry {
+  /**
+   * The array's name in the store. Owned by the entry.
+   */
+  char *name;
+  /**
+   * `SA_STORE_V1` or `SA_STORE_ISF`.
+   */
+  int32_t format;
+  /**
+   * Element type.
+   */
+  sa_dtype dtype;
+  /**
+   * `SA_ORDER_C` or `SA_ORDER_F`.
+   */
+  int32_t order;
+  /**
+   * Number of dimensions; `shape[ndim..]` are 0.
+   */
+  int32_t ndim;
+  /**
+   * Shape.
+   */
+  int64_t shape[SA_MAX_NDIM];
+} sa_store_entry;
 
 /**
  * numpy `bool`, one byte.
@@ -1036,6 +1081,154 @@ void sa_list_free(struct sa_list_entry *entries, size_t count);
  * `name` is NULL or a NUL-terminated string; `out` is NULL or writable.
  */
 int sa_info(const char *name, struct sa_list_entry **out);
+
+/**
+ * Opens the array store in directory `dir` into `*out`, creating the directory unless
+ * `flags` has `SA_READONLY`. A read-only store maps arrays read-only and refuses every
+ * change with `SA_ERR_READ_ONLY`. The store also reads directories of ISF's
+ * `SharedNumpyStore` (raw files named `NAME__D0_..._Dn__DTYPE`: listed and loadable
+ * into shared memory).
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, unknown flag, not a directory),
+ * `SA_ERR_NOT_FOUND` (read-only and missing), `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `dir` is NULL or a NUL-terminated string; `out` is NULL or writable.
+ */
+int sa_store_open(const char *dir, uint32_t flags, struct sa_store **out);
+
+/**
+ * Closes a store (NULL is a no-op). Arrays obtained from it stay valid.
+ *
+ * # Safety
+ * `store` is NULL or a live store, closed once.
+ */
+void sa_store_close(struct sa_store *store);
+
+/**
+ * Saves `data` (an array of `ndim` dimensions `shape`, `dtype`; C order, or Fortran
+ * with `SA_ORDER_F` in `flags`) as `name`, atomically: readers see the old array or
+ * the complete new one; a failure (e.g. `SA_ERR_NO_SPACE`) leaves the old one. Names:
+ * 1 to 128 bytes, no `/`, no `__`, not `Loader.json`/`Loader.pickle`.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (NULL, bad name, shape, dtype or flag),
+ * `SA_ERR_READ_ONLY`, `SA_ERR_NO_SPACE`, `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `store` is NULL or a live store not used by another thread during the call; `name`
+ * NULL or a NUL-terminated string; `shape` NULL or `ndim` `int64_t`; `data` NULL or
+ * the array's bytes (the product of `shape` times the item size).
+ */
+int sa_store_save(struct sa_store *store,
+                  const char *name,
+                  int32_t ndim,
+                  const int64_t *shape,
+                  sa_dtype dtype,
+                  uint32_t flags,
+                  const void *data);
+
+/**
+ * Appends `nrows` rows (each of `row_ndim` dimensions `row_shape` and `dtype`, C order,
+ * `nrows` times their size at `rows`) to `name` and stores the new length in
+ * `*new_len` (may be NULL); creates the array when the store has none. The dtype and
+ * row shape must be the array's (`SA_ERR_MISMATCH`: nothing is converted). Growth,
+ * locking and crash safety are `sa_append`'s. The store keeps the array mapped, so
+ * appending row by row costs one call per row.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_MISMATCH`, `SA_ERR_READ_ONLY`,
+ * `SA_ERR_NO_SPACE`, `SA_ERR_UNSUPPORTED` (an ISF raw file or a Fortran-order array),
+ * `SA_ERR_IO`.
+ *
+ * # Safety
+ * As `sa_store_save`; `rows` NULL or `nrows` rows; `new_len` NULL or writable.
+ */
+int sa_store_append(struct sa_store *store,
+                    const char *name,
+                    int32_t row_ndim,
+                    const int64_t *row_shape,
+                    sa_dtype dtype,
+                    const void *rows,
+                    uint64_t nrows,
+                    int64_t *new_len);
+
+/**
+ * Maps the array `name` in place (no copy) into `*out`, read-only if the store is.
+ * Rows appended later appear after `sa_refresh`. Release it with `sa_release`.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`,
+ * `SA_ERR_UNSUPPORTED` (an ISF raw file: load it into shared memory instead),
+ * `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `store` is NULL or a live store; `name` NULL or a NUL-terminated string; `out` NULL
+ * or writable.
+ */
+int sa_store_map(const struct sa_store *store, const char *name, struct sa_array **out);
+
+/**
+ * Loads rows `[row_start, row_end)` of `name` (`row_start` negative: all) into shared
+ * memory once for all processes of the node, into `*out`: the first caller copies,
+ * the others (also those calling at the same time) wait for it (at most `timeout_ms`;
+ * negative: no limit) and attach the same copy; `*outcome` (may be NULL) is
+ * `SA_CREATED` or `SA_ATTACHED`. The copy's name (see `sa_name`) names the store's
+ * directory, the array, the version of its contents and the rows: stores in different
+ * directories never share a copy, and a saved-over array never reuses a stale one.
+ * Copies stay until deleted (`sa_store_unload`). Works for ISF raw files too.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (rows outside the array), `SA_ERR_NOT_FOUND`,
+ * `SA_ERR_NO_SPACE`, `SA_ERR_TIMEOUT`, `SA_ERR_FORMAT`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * As `sa_store_map`; `outcome` NULL or writable.
+ */
+int sa_store_load(const struct sa_store *store,
+                  const char *name,
+                  int64_t row_start,
+                  int64_t row_end,
+                  int64_t timeout_ms,
+                  struct sa_array **out,
+                  int32_t *outcome);
+
+/**
+ * Deletes the shared-memory copies of `name` made by `sa_store_load`; `*count` (may
+ * be NULL) is how many. Processes that map one keep it until they release it.
+ *
+ * # Safety
+ * As `sa_store_map`; `count` NULL or writable.
+ */
+int sa_store_unload(const struct sa_store *store, const char *name, size_t *count);
+
+/**
+ * Deletes the array `name` (in either format).
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_READ_ONLY`,
+ * `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `store` NULL or a live store not used by another thread during the call; `name`
+ * NULL or a NUL-terminated string.
+ */
+int sa_store_delete(struct sa_store *store, const char *name);
+
+/**
+ * Lists the store's arrays, sorted by name, into a new array of `*count` entries at
+ * `*entries` (NULL when there are none); free it with `sa_store_list_free`.
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND` (the directory is gone),
+ * `SA_ERR_PERMISSION`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `store` NULL or a live store; `entries` and `count` NULL or writable.
+ */
+int sa_store_list(const struct sa_store *store, struct sa_store_entry **entries, size_t *count);
+
+/**
+ * Frees what `sa_store_list` returned (NULL is a no-op).
+ *
+ * # Safety
+ * `entries`/`count` exactly as `sa_store_list` returned them, freed once.
+ */
+void sa_store_list_free(struct sa_store_entry *entries, size_t count);
 
 /**
  * `sa_create` with room for shape changes: `capacity` bytes are reserved for data (0,

@@ -47,6 +47,7 @@ pub mod npy;
 mod options;
 pub mod procs;
 mod segment;
+pub mod store;
 mod sync;
 mod sys;
 
@@ -60,6 +61,7 @@ pub use list::{Info, info, list};
 pub use name::{ArrayName, Backend};
 pub use options::{AttachOptions, CreateOptions, DeleteOptions, Expect, Flush, ShapeExpect, Share};
 pub use procs::{Mapper, Mappers, ProcessMaps, mappers};
+pub use store::{Entry as StoreEntry, EntryFormat, Store};
 pub use sync::{LIVENESS_INTERVAL, LockStart, Snapshot, WriteStart};
 pub use sys::{creator_alive, page_size, space};
 

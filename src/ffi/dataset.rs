@@ -76,7 +76,7 @@ fn load_options(
 ///
 /// # Safety
 /// `out` is non-NULL and writable; `outcome` is NULL or writable.
-unsafe fn opened(
+pub(crate) unsafe fn opened(
     r: Result<(crate::Array, Outcome), Error>,
     out: *mut *mut sa_array,
     outcome: *mut i32,

@@ -16,6 +16,7 @@ pub mod dtype;
 pub mod error;
 pub mod grow;
 pub mod list;
+pub mod store;
 pub mod sync;
 
 pub use error::*;

@@ -131,10 +131,65 @@ static int cmd_tagged(char **argv) {
     return 0;
 }
 
+/* store DIR: the store through the C API: save, append row by row, list, map in place,
+ * load rows into shared memory (twice: the second attaches), delete. */
+static int cmd_store(char **argv) {
+    sa_store *s;
+    int rc = sa_store_open(argv[0], 0, &s);
+    if (rc) return fail("open", rc);
+    int64_t shape[2] = {2, 3};
+    double init[6] = {0, 0, 0, 1, 1, 1};
+    if ((rc = sa_store_save(s, "series", 2, shape, SA_FLOAT64, 0, init))) return fail("save", rc);
+    int64_t row_shape[1] = {3}, len = 0;
+    for (int i = 2; i < 1000; i++) {
+        double row[3] = {i, i, i};
+        if ((rc = sa_store_append(s, "series", 1, row_shape, SA_FLOAT64, row, 1, &len)))
+            return fail("append", rc);
+    }
+    int32_t wrong[3] = {0, 0, 0};
+    rc = sa_store_append(s, "series", 1, row_shape, SA_INT32, wrong, 1, &len);
+    if (rc != SA_ERR_MISMATCH) return fail("append of another dtype must be refused", rc);
+    rc = sa_store_save(s, "bad__name", 2, shape, SA_FLOAT64, 0, init);
+    if (rc != SA_ERR_INVALID) return fail("a name with __ must be refused", rc);
+    sa_store_entry *e;
+    size_t n;
+    if ((rc = sa_store_list(s, &e, &n))) return fail("list", rc);
+    for (size_t i = 0; i < n; i++)
+        printf("entry %s format %d ndim %d shape %lld %lld\n", e[i].name, e[i].format, e[i].ndim,
+               (long long)e[i].shape[0], (long long)e[i].shape[1]);
+    sa_store_list_free(e, n);
+    sa_array *m;
+    if ((rc = sa_store_map(s, "series", &m))) return fail("map", rc);
+    const double *d = sa_data(m);
+    for (int64_t i = 0; i < sa_shape(m)[0]; i++)
+        if (d[i * 3 + 2] != (double)i) return fail("mapped rows differ", 0);
+    printf("mapped %lld rows\n", (long long)sa_shape(m)[0]);
+    sa_release(m);
+    sa_array *c1, *c2;
+    int o1, o2;
+    if ((rc = sa_store_load(s, "series", 10, 20, -1, &c1, &o1))) return fail("load", rc);
+    if ((rc = sa_store_load(s, "series", 10, 20, -1, &c2, &o2))) return fail("load again", rc);
+    d = sa_data(c2);
+    printf("loaded %lld rows first %g outcomes %d %d same %d\n", (long long)sa_shape(c2)[0], d[0],
+           o1, o2, !strcmp(sa_name(c1), sa_name(c2)));
+    sa_release(c1);
+    sa_release(c2);
+    size_t unloaded;
+    if ((rc = sa_store_unload(s, "series", &unloaded))) return fail("unload", rc);
+    printf("unloaded %zu\n", unloaded);
+    if ((rc = sa_store_delete(s, "series"))) return fail("delete", rc);
+    rc = sa_store_delete(s, "series");
+    if (rc != SA_ERR_NOT_FOUND) return fail("deleting twice must be NOT_FOUND", rc);
+    sa_store_close(s);
+    printf("ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 3 && !strcmp(argv[1], "store")) return cmd_store(argv + 2);
     if (argc >= 4 && !strcmp(argv[1], "append")) return cmd_append(argv + 2);
     if (argc >= 4 && !strcmp(argv[1], "check")) return cmd_check(argv + 2);
     if (argc >= 5 && !strcmp(argv[1], "tagged")) return cmd_tagged(argv + 2);
-    fprintf(stderr, "usage: grow_tool append NAME COUNT | check NAME SECONDS | tagged NAME ID COUNT\n");
+    fprintf(stderr, "usage: grow_tool store DIR | append NAME COUNT | check NAME SECONDS | tagged NAME ID COUNT\n");
     return 2;
 }

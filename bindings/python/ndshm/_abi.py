@@ -55,6 +55,8 @@ __all__ = [
     "SA_BACKEND_FILE",
     "SA_STATE_INITIALISING",
     "SA_STATE_READY",
+    "SA_STORE_V1",
+    "SA_STORE_ISF",
     "SA_GROW",
     "SA_BOOL",
     "SA_INT8",
@@ -93,6 +95,7 @@ __all__ = [
     "sa_dtype",
     "sa_desc",
     "sa_list_entry",
+    "sa_store_entry",
     "DECLARATIONS",
     "PARAMETERS",
     "C_RESULTS",
@@ -134,6 +137,8 @@ SA_BACKEND_SHM = 0
 SA_BACKEND_FILE = 1
 SA_STATE_INITIALISING = 0
 SA_STATE_READY = 1
+SA_STORE_V1 = 0
+SA_STORE_ISF = 1
 SA_GROW = 4096
 SA_BOOL = 0
 SA_INT8 = 1
@@ -211,6 +216,17 @@ class sa_list_entry(Structure):
         ("mode", c_uint32),
         ("uid", c_uint32),
         ("host", c_char * 64),
+    ]
+
+
+class sa_store_entry(Structure):
+    _fields_ = [
+        ("name", c_char_p),
+        ("format", c_int32),
+        ("dtype", sa_dtype),
+        ("order", c_int32),
+        ("ndim", c_int32),
+        ("shape", c_int64 * SA_MAX_NDIM),
     ]
 
 
@@ -309,6 +325,34 @@ DECLARATIONS = {
     "sa_list": (c_int, [c_char_p, POINTER(POINTER(sa_list_entry)), POINTER(c_size_t)]),
     "sa_list_free": (None, [POINTER(sa_list_entry), c_size_t]),
     "sa_info": (c_int, [c_char_p, POINTER(POINTER(sa_list_entry))]),
+    "sa_store_open": (c_int, [c_char_p, c_uint32, POINTER(c_void_p)]),
+    "sa_store_close": (None, [c_void_p]),
+    "sa_store_save": (
+        c_int,
+        [c_void_p, c_char_p, c_int32, POINTER(c_int64), sa_dtype, c_uint32, c_void_p],
+    ),
+    "sa_store_append": (
+        c_int,
+        [
+            c_void_p,
+            c_char_p,
+            c_int32,
+            POINTER(c_int64),
+            sa_dtype,
+            c_void_p,
+            c_uint64,
+            POINTER(c_int64),
+        ],
+    ),
+    "sa_store_map": (c_int, [c_void_p, c_char_p, POINTER(c_void_p)]),
+    "sa_store_load": (
+        c_int,
+        [c_void_p, c_char_p, c_int64, c_int64, c_int64, POINTER(c_void_p), POINTER(c_int32)],
+    ),
+    "sa_store_unload": (c_int, [c_void_p, c_char_p, POINTER(c_size_t)]),
+    "sa_store_delete": (c_int, [c_void_p, c_char_p]),
+    "sa_store_list": (c_int, [c_void_p, POINTER(POINTER(sa_store_entry)), POINTER(c_size_t)]),
+    "sa_store_list_free": (None, [POINTER(sa_store_entry), c_size_t]),
     "sa_create_ex": (
         c_int,
         [c_char_p, c_int32, POINTER(c_int64), sa_dtype, c_uint32, c_uint64, POINTER(c_void_p)],
@@ -421,6 +465,25 @@ PARAMETERS = {
     "sa_list": ("where", "entries", "count"),
     "sa_list_free": ("entries", "count"),
     "sa_info": ("name", "out"),
+    "sa_store_open": ("dir", "flags", "out"),
+    "sa_store_close": ("store",),
+    "sa_store_save": ("store", "name", "ndim", "shape", "dtype", "flags", "data"),
+    "sa_store_append": (
+        "store",
+        "name",
+        "row_ndim",
+        "row_shape",
+        "dtype",
+        "rows",
+        "nrows",
+        "new_len",
+    ),
+    "sa_store_map": ("store", "name", "out"),
+    "sa_store_load": ("store", "name", "row_start", "row_end", "timeout_ms", "out", "outcome"),
+    "sa_store_unload": ("store", "name", "count"),
+    "sa_store_delete": ("store", "name"),
+    "sa_store_list": ("store", "entries", "count"),
+    "sa_store_list_free": ("entries", "count"),
     "sa_create_ex": ("name", "ndim", "shape", "dtype", "flags", "capacity", "out"),
     "sa_get_version": ("arr", "version"),
     "sa_get_write_time": ("arr", "ns"),
@@ -484,6 +547,16 @@ C_RESULTS = {
     "sa_list": "int",
     "sa_list_free": "void",
     "sa_info": "int",
+    "sa_store_open": "int",
+    "sa_store_close": "void",
+    "sa_store_save": "int",
+    "sa_store_append": "int",
+    "sa_store_map": "int",
+    "sa_store_load": "int",
+    "sa_store_unload": "int",
+    "sa_store_delete": "int",
+    "sa_store_list": "int",
+    "sa_store_list_free": "void",
     "sa_create_ex": "int",
     "sa_get_version": "int",
     "sa_get_write_time": "int",
