@@ -100,6 +100,10 @@ impl Array {
         }
         self.with_lock(|a| {
             a.refresh_locked()?;
+            if a.is_stale() {
+                // Rows appended to a replaced or deleted array would be lost.
+                return Err(a.stale_error());
+            }
             let len0 = a.geometry.shape[0];
             if nrows == 0 {
                 return Ok(len0);

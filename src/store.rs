@@ -210,12 +210,24 @@ impl Store {
             )));
         }
         let isf = self.isf_file(name)?;
+        // The array being replaced, to tell its appenders (in any process) afterwards.
+        let old = crate::segment::open(
+            &an,
+            &crate::segment::Access {
+                write: true,
+                ..Default::default()
+            },
+        )
+        .ok();
         let mut w = Writer::begin(&an, opts.share.mode())?;
         w.write_header(&new_header(&g), State::Ready)?;
         w.reserve(false)?;
         sys::pwrite_all(w.file(), data, g.data_offset)
             .map_err(|e| Error::os(format!("{an}: write"), e))?;
         w.publish(true)?;
+        if let Some((f, _)) = old {
+            crate::sync::mark_stale(&f);
+        }
         self.appending.remove(name);
         if let Some(old) = isf {
             // The v1 file is complete under the name: the ISF one is a stale duplicate.
@@ -237,8 +249,31 @@ impl Store {
         nrows: u64,
         data: &[u8],
     ) -> Result<i64> {
+        self.append_try(name, row_shape, dtype, nrows, data, 0)
+    }
+
+    fn append_try(
+        &mut self,
+        name: &str,
+        row_shape: &[i64],
+        dtype: Dtype,
+        nrows: u64,
+        data: &[u8],
+        tries: u32,
+    ) -> Result<i64> {
         self.writable()?;
         check_name(name)?;
+        // Each retry follows an array saved over or deleted meanwhile: a name that keeps
+        // changing is an error, not a loop.
+        let again = |s: &mut Self| {
+            if tries >= 3 {
+                return Err(Error::new(
+                    ErrorKind::Stale,
+                    format!("{name}: replaced again and again while appending"),
+                ));
+            }
+            s.append_try(name, row_shape, dtype, nrows, data, tries + 1)
+        };
         let mut shape = Vec::with_capacity(row_shape.len() + 1);
         shape.push(i64::try_from(nrows).map_err(|_| Error::invalid("too many rows"))?);
         shape.extend_from_slice(row_shape);
@@ -285,16 +320,29 @@ impl Store {
             .get_mut(name)
             .ok_or_else(|| Error::invalid("unreachable: no handle"))?;
         if a.dtype() != dtype || a.shape().get(1..) != Some(row_shape) {
-            // Another process may have saved over it: look once more.
+            if a.is_stale() {
+                // Saved over by another process: the array under the name now counts.
+                self.appending.remove(name);
+                return again(self);
+            }
             a.refresh()?;
-            if a.dtype() != dtype || a.shape().get(1..) != Some(row_shape) {
+            if a.dtype() != dtype {
                 return Err(Error::new(
                     ErrorKind::Mismatch,
                     format!(
-                        "{}: the array has rows of {:?} {}, the rows given are {row_shape:?} {dtype}",
+                        "{}: the array holds {}, the rows are {dtype} (nothing is converted)",
                         a.name(),
-                        a.shape().get(1..).unwrap_or(&[]),
                         a.dtype()
+                    ),
+                ));
+            }
+            if a.shape().get(1..) != Some(row_shape) {
+                return Err(Error::new(
+                    ErrorKind::Mismatch,
+                    format!(
+                        "{}: the array's rows have shape {:?}, the rows given {row_shape:?}",
+                        a.name(),
+                        a.shape().get(1..).unwrap_or(&[])
                     ),
                 ));
             }
@@ -304,7 +352,7 @@ impl Store {
             // rows belong to the array now under the name.
             Err(e) if e.kind() == ErrorKind::Stale => {
                 self.appending.remove(name);
-                self.append(name, row_shape, dtype, nrows, data)
+                again(self)
             }
             r => r,
         }
@@ -495,7 +543,19 @@ impl Store {
         let e = self.entry(name)?;
         self.appending.remove(name);
         match e.format {
-            EntryFormat::V1 => Array::delete(&self.v1_name(name)),
+            EntryFormat::V1 => {
+                let an = ArrayName::parse(&self.v1_name(name))?;
+                let access = crate::segment::Access {
+                    write: true,
+                    ..Default::default()
+                };
+                let old = crate::segment::open(&an, &access).ok();
+                Array::delete(an.as_str())?;
+                if let Some((f, _)) = old {
+                    crate::sync::mark_stale(&f);
+                }
+                Ok(())
+            }
             EntryFormat::Isf => std::fs::remove_file(&e.path)
                 .map_err(|err| Error::os(format!("{}", e.path.display()), err)),
         }

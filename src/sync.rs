@@ -256,12 +256,12 @@ impl Array {
             && self.w32(off::LIVE_FLAGS).load(Ordering::Acquire) & FLAG_STALE != 0
     }
 
-    fn stale_error(&self) -> Error {
+    pub(crate) fn stale_error(&self) -> Error {
         Error::new(
             ErrorKind::Stale,
             format!(
-                "{}: the array was replaced under its name by a larger one (a shape \
-                 change that did not fit): attach it again",
+                "{}: the array was replaced or deleted under its name: attach the name \
+                 again",
                 self.name()
             ),
         )
@@ -1091,5 +1091,38 @@ impl Array {
             sys::futex_wake(word, 1);
         }
         Ok(())
+    }
+}
+
+/// Marks the v1 array in `file` as replaced or deleted under its name (called after
+/// the replacement or the unlink, with the file opened before): handles still mapping
+/// it get [`ErrorKind::Stale`] from appends, writes, snapshots and waits instead of
+/// working on a file nobody will read again, and its waiters are woken. Best effort:
+/// a file that cannot be mapped read-write (another user's) is left as it is.
+pub(crate) fn mark_stale(file: &std::fs::File) {
+    let Ok(page) = MmapOptions::new().len(format::HEADER_BYTES).map_raw(file) else {
+        return;
+    };
+    let mut magic = [0u8; 8];
+    // SAFETY: the first 8 bytes of a live mapping of one page, copied into a private
+    // buffer.
+    unsafe { std::ptr::copy_nonoverlapping(page.as_ptr(), magic.as_mut_ptr(), 8) };
+    if magic != format::MAGIC {
+        return;
+    }
+    // SAFETY: 4-aligned words of the header page of a v1 segment (page-aligned mapping
+    // of HEADER_BYTES), accessed atomically by every process (FORMAT.md).
+    let (flags, version) = unsafe {
+        (
+            &*(page.as_ptr().add(off::LIVE_FLAGS) as *const AtomicU32),
+            &*(page.as_ptr().add(off::VERSION) as *const AtomicU32),
+        )
+    };
+    flags.fetch_or(FLAG_STALE, Ordering::Release);
+    let old = version.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |v| {
+        Some(v.wrapping_add(1) & COUNTER)
+    });
+    if old.is_ok_and(|v| v & WAITERS != 0) {
+        sys::futex_wake(version, i32::MAX);
     }
 }

@@ -258,3 +258,31 @@ fn the_store_from_c() {
         .is_err()
     );
 }
+
+/// An appender holding an array mapped never appends into a file that another store
+/// saved over or deleted (those rows would be lost): it follows the name.
+#[test]
+fn appends_follow_an_array_saved_over_or_deleted_elsewhere() {
+    let d = TempDir::new("store-follow");
+    let mut a = Store::open(&d.path, false).unwrap();
+    let mut b = Store::open(&d.path, false).unwrap();
+    assert_eq!(a.append("t", &[2], Dtype::Uint8, 1, &[1, 1]).unwrap(), 1);
+    assert_eq!(a.append("t", &[2], Dtype::Uint8, 1, &[2, 2]).unwrap(), 2);
+    b.save("t", &[5, 2], Dtype::Uint8, Order::C, &[9; 10])
+        .unwrap();
+    assert_eq!(a.append("t", &[2], Dtype::Uint8, 1, &[3, 3]).unwrap(), 6);
+    let v = b.open_array("t").unwrap().to_vec::<u8>().unwrap();
+    assert_eq!(&v[10..], &[3, 3]);
+    b.delete("t").unwrap();
+    assert_eq!(
+        a.append("t", &[2], Dtype::Uint8, 1, &[4, 4]).unwrap(),
+        1,
+        "created anew"
+    );
+    // A handle of the replaced array says so.
+    let mut old = a.open_array("t").unwrap();
+    b.save("t", &[1, 2], Dtype::Uint8, Order::C, &[0; 2])
+        .unwrap();
+    assert!(old.is_stale());
+    assert_eq!(old.append(&[1u8, 1]).unwrap_err().kind(), ErrorKind::Stale);
+}

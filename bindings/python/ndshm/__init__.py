@@ -62,6 +62,11 @@ __all__ = [
     "TornReadError",
     "by_name",
     "SharedNDArray",
+    "append",
+    "resize",
+    "refresh",
+    "Store",
+    "StoreEntry",
 ]
 
 __version__: str = lib.sa_version().decode()
@@ -784,3 +789,7 @@ from ._live import (  # noqa: E402
 
 # Passing arrays to other processes by name (pickling as a reference): its own module.
 from ._pickle import SharedNDArray, by_name  # noqa: E402
+
+# Growing arrays along axis 0, and the array store: their own modules.
+from ._grow import append, refresh, resize  # noqa: E402
+from ._store import Store, StoreEntry  # noqa: E402

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pickle
 import sys
+import typing
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -166,6 +167,32 @@ def main(name: str) -> None:
     assert writer.ndarray_mmap_name == name and np.dtype(nds.supported_types[0]) == np.int8
     del writer, reader
     ndshm.delete(name)
+
+    # Growing along axis 0.
+    series: npt.NDArray[np.float64] = ndshm.create(name, (0, 3))
+    series = ndshm.append(series, np.ones((2, 3)))
+    series = ndshm.resize(series, 4)
+    same: npt.NDArray[np.float64] = ndshm.refresh(series)
+    assert series.shape == same.shape == (4, 3)
+    del series, same
+    ndshm.delete(name)
+
+    # The array store.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp, ndshm.Store(tmp, readonly=False, format="ndshm") as st:
+        st.save("x", np.arange(6.0).reshape(2, 3))
+        n_rows: int = st.append("x", np.ones((1, 3)))
+        entries: typing.List[ndshm.StoreEntry] = st.list()
+        mapped: npt.NDArray[typing.Any] = st.load("x", mode="memmap", rows=(0, 2))
+        private: npt.NDArray[typing.Any] = st["x"]
+        in_shm: npt.NDArray[typing.Any] = st.load("x", "shm")
+        assert n_rows == 3 and entries[0].name == "x" and "x" in st and mapped.shape == (2, 3)
+        assert private.shape == in_shm.shape == (3, 3)
+        del mapped, private, in_shm
+        copies: int = st.unload("x")
+        assert copies == 1
+        st.delete("x")
 
 
 if __name__ == "__main__":
