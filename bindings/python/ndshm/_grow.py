@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from . import SharedMemoryBase, _lib
 from ._lib import lib
-from ._live import Shared, _base
+from ._live import Shared, _base, _forget
 from ._types import NDArray
 
 __all__ = ["append", "resize", "refresh"]
@@ -33,7 +33,7 @@ def _current(b: SharedMemoryBase) -> NDArray:
     ndim = d.ndim
     b._addr = d.data or 0
     b._size = d.nbytes
-    b._geom = None  # the live-data geometry cache: describe afresh
+    _forget(b)  # the live-data geometry cache: describe afresh
     b.__array_interface__ = {
         "version": 3,
         "shape": tuple(d.shape[:ndim]),
