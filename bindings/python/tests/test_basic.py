@@ -250,8 +250,10 @@ def test_zero_size_and_scalar(uname):
 def test_ndshm_dir_redirect(uname, tmp_path):
     from conftest import run_python
     n = uname()
+    # Find it by name: other arrays in /dev/shm are listed too (as file:// names).
     code = ("import ndshm, sys; a = ndshm.create(sys.argv[1], 3, full=1.0); "
-            "print(ndshm.list()[0].name, ndshm.list()[0].backend)")
+            "e = [e for e in ndshm.list() if e.name.endswith(sys.argv[1])]; "
+            "print(e[0].name, e[0].backend)")
     r = run_python(code, n, env={"NDSHM_DIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["shm://" + n, "file"]
