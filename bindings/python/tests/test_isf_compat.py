@@ -240,6 +240,16 @@ def test_bug_stores_in_different_directories_shared_copies(store_dir, shmdir):
         assert len(segs) == 2 and all(f.endswith("voltage__0_4") for f in segs)
         s1.close()
         s2.close()
+        # The directory alone tells copies apart: the same file (a hard link: same name,
+        # inode and time) in two stores still gets two copies, one per store.
+        third = os.path.join(other, "linked")
+        os.mkdir(third)
+        os.link(os.path.join(store_dir, "voltage__4__float64"), os.path.join(third, "voltage__4__float64"))
+        s1, s3 = isf.SharedNumpyStore(store_dir), isf.SharedNumpyStore(third)
+        s1.load("voltage", allow_create_shm=True)
+        with pytest.raises(isf.NotInSharedMemoryError):
+            s3.load("voltage")
+        s1.close()
     finally:
         shutil.rmtree(other)
 

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 import ndshm
 import ndshm.compat.cdxcore as cdx
+import ndshm.compat.isf as isf
 import ndshm.compat.ndsharray as nds
 import ndshm.compat.sharedarray as sa
 
@@ -193,6 +194,42 @@ def main(name: str) -> None:
         copies: int = st.unload("x")
         assert copies == 1
         st.delete("x")
+
+    # ISF's SharedNumpyStore and its module functions.
+    with tempfile.TemporaryDirectory() as wd:
+        store = isf.SharedNumpyStore(wd)
+        store.save(np.arange(6.0).reshape(2, 3), "v")
+        store.append_save(np.ones((1, 3)), "v", autoflush=False)
+        store.flush()
+        store.update()
+        isf_bytes: int = store.get_expected_file_length("v")
+        mm: npt.NDArray[typing.Any] = store.load("v", mode="memmap", start_row=0, end_row=2)
+        shared_v: npt.NDArray[typing.Any] = store.load("v", "shared_memory", allow_create_shm=True)
+        assert isf_bytes == 72 and mm.shape == (2, 3) and shared_v.shape == (3, 3)
+        try:
+            store.load("v", mode="typo")
+        except isf.ModeError:
+            pass
+        for isf_exc in (isf.StoreNameError, isf.UnsupportedArrayError, isf.NotInStoreError,
+                        isf.AppendMismatchError, isf.NotInSharedMemoryError):
+            assert issubclass(isf_exc, ValueError)
+        store.close()
+        path = os.path.join(wd, "v__3_3__float64")
+        disk: npt.NDArray[typing.Any] = isf.memmap_from_disk(path, start_row=1)
+        shm_a, a_arr = isf.shared_array_from_disk(path, name=name, end_row=1)
+        shm_b, b_arr = isf.shared_array_from_shared_mem_name(name, shape=(1, 3), dtype=np.float64)
+        raw: memoryview = shm_b.buf
+        assert shm_a.name == name and shm_b.size == 24 and len(raw) == 24 and disk.shape == (2, 3)
+        assert a_arr.shape == b_arr.shape == (1, 3)
+        del raw
+        shm_b.close()
+        shm_a.unlink()
+        shm_c, c_arr = isf.shared_array_from_numpy(np.zeros(2), name)
+        attached = isf.SharedMemory(shm_c.name)
+        assert attached.size == c_arr.nbytes == 16
+        attached.unlink()
+    with isf.Uninterruptible():
+        pass
 
 
 if __name__ == "__main__":

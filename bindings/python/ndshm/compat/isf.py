@@ -59,13 +59,11 @@ import numpy as np
 
 import ndshm
 from ndshm import _isf
-from ndshm._isf import (  # noqa: F401 - re-exported
-    AppendMismatchError,
-    NotInSharedMemoryError,
-    NotInStoreError,
-    StoreNameError,
-    UnsupportedArrayError,
-)
+from ndshm._isf import AppendMismatchError as AppendMismatchError
+from ndshm._isf import NotInSharedMemoryError as NotInSharedMemoryError
+from ndshm._isf import NotInStoreError as NotInStoreError
+from ndshm._isf import StoreNameError as StoreNameError
+from ndshm._isf import UnsupportedArrayError as UnsupportedArrayError
 from ndshm._types import DTypeLike, NDArray, PathLike
 
 MODES = ("shared_memory", "memmap", "memory")
