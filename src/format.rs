@@ -346,6 +346,18 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// Sets the length of axis 0 (`shape[0]`), the data size and the capacity in encoded
+/// header bytes `b` (of an array with at least one dimension) and updates the checksum.
+/// Every other byte stays as it is, also fields of newer minor versions this library
+/// does not know: the growth path rewrites headers this way (src/grow.rs).
+pub fn patch_length(b: &mut [u8; CHECKED_BYTES], len0: i64, nbytes: u64, capacity: u64) {
+    wr(b, off::SHAPE, &len0.to_ne_bytes());
+    wr(b, off::NBYTES, &nbytes.to_ne_bytes());
+    wr(b, off::CAPACITY, &capacity.to_ne_bytes());
+    let crc = header_checksum(b);
+    wr(b, off::CHECKSUM, &crc.to_ne_bytes());
+}
+
 /// CRC-32 (IEEE, as zlib.crc32) of the checksummed bytes `[0, 1020)`.
 pub fn header_checksum(b: &[u8]) -> u32 {
     crc32fast::hash(&b[..off::CHECKSUM])
@@ -698,6 +710,32 @@ mod tests {
             create_flags: 1,
             created_ns: 123,
         }
+    }
+
+    #[test]
+    fn patched_lengths_decode_and_keep_other_bytes() {
+        let g = Geometry {
+            dtype: Dtype::Float64,
+            order: Order::C,
+            shape: vec![2, 3],
+            nbytes: 48,
+            capacity: 4096,
+            data_offset: 8192,
+        };
+        let mut h = sample();
+        h.geometry = g;
+        let mut b = h.encode();
+        b[600] = 0x5a; // a field of a newer minor version, unknown here
+        let crc = header_checksum(&b);
+        wr(&mut b, off::CHECKSUM, &crc.to_ne_bytes());
+        patch_length(&mut b, 7, 7 * 24, 8192);
+        let d = Header::decode(&b).unwrap();
+        assert_eq!(d.geometry.shape, vec![7, 3]);
+        assert_eq!((d.geometry.nbytes, d.geometry.capacity), (168, 8192));
+        assert_eq!(b[600], 0x5a);
+        // A length the data size does not match is caught by decode.
+        patch_length(&mut b, 8, 7 * 24, 8192);
+        assert!(Header::decode(&b).is_err());
     }
 
     #[test]

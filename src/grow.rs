@@ -36,6 +36,10 @@ use memmap2::MmapOptions;
 use std::fs::File;
 use std::sync::atomic::{Ordering, fence};
 
+/// Appends of at least this many bytes are written through the file, smaller ones
+/// through the mapping (a system call costs more than the page faults it saves).
+const PWRITE_FROM: usize = 64 << 10;
+
 impl Array {
     /// The size in bytes of one row (one index of axis 0) when this handle may change
     /// the length along axis 0: a v1 array, attached read-write, with at least one
@@ -120,14 +124,23 @@ impl Array {
             let old = a.geometry.nbytes;
             let nbytes = a.commit_check(len)?;
             a.ensure_capacity(nbytes)?;
-            let dst = a.as_mut_ptr()?;
-            // SAFETY: [old, old + src.len()) = [old, nbytes) lies in the data region,
-            // which holds capacity >= nbytes bytes of the mapping (ensure_capacity);
-            // past the array's length nobody reads (module doc); src is a private
-            // buffer distinct from the mapping; written through raw pointers only.
-            unsafe {
-                std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(old as usize), src.len())
-            };
+            if src.len() >= PWRITE_FROM {
+                // Through the file: no page faults on fresh pages (about twice as fast
+                // on tmpfs for large batches). The pages are reserved (ensure_capacity).
+                let at = a.geometry.data_offset + old;
+                let f = a.appender_file()?;
+                sys::pwrite_all(f, src, at)
+                    .map_err(|e| Error::os(format!("{}: write", a.name()), e))?;
+            } else {
+                let dst = a.as_mut_ptr()?;
+                // SAFETY: [old, old + src.len()) = [old, nbytes) lies in the data region,
+                // which holds capacity >= nbytes bytes of the mapping (ensure_capacity);
+                // past the array's length nobody reads (module doc); src is a private
+                // buffer distinct from the mapping; written through raw pointers only.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst.add(old as usize), src.len())
+                };
+            }
             a.commit_len(len, nbytes)?;
             Ok(len)
         })
@@ -290,23 +303,36 @@ impl Array {
     }
 
     /// Publishes the length `len` (data size `nbytes`, within the capacity) and this
-    /// handle's capacity in one write under the seqlock (step 5 of the module doc).
+    /// handle's capacity in one write under the seqlock (step 5 of the module doc). The
+    /// header is patched in place of being decoded and encoded again: three fields and
+    /// the checksum change, every other byte stays (also fields of newer versions).
     fn commit_len(&mut self, len: i64, nbytes: u64) -> Result<()> {
-        let capacity = self.geometry.capacity;
         let start = self.write_begin()?;
-        let mut h = match self.header_from_map() {
-            Ok(h) => h,
-            Err(e) => {
-                self.abandon_write(start);
-                return Err(e);
-            }
+        let sgen = self.w32(off::SHAPE_GEN).load(Ordering::Relaxed);
+        let mut raw = match &self.live.header {
+            // What this handle wrote last is still the header: no need to read it.
+            Some((g, b)) if *g == sgen => **b,
+            _ => match self.raw_header_from_map() {
+                Ok((_, b)) => b,
+                Err(e) => {
+                    self.abandon_write(start);
+                    return Err(e);
+                }
+            },
         };
-        h.geometry.shape[0] = len;
-        h.geometry.nbytes = nbytes;
-        h.geometry.capacity = h.geometry.capacity.max(capacity);
-        self.store_header(&h);
-        self.adopt(h.geometry)?; // within the mapping: cannot fail
-        self.live.known_gen = Some(self.w32(off::SHAPE_GEN).load(Ordering::Relaxed));
+        let stored = u64::from_ne_bytes(
+            raw[off::CAPACITY..off::CAPACITY + 8]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        // Never below what the file holds for this handle, nor what the header says.
+        let capacity = stored.max(self.geometry.capacity);
+        format::patch_length(&mut raw, len, nbytes, capacity);
+        self.store_header_bytes(&raw);
+        self.geometry.shape[0] = len;
+        self.geometry.nbytes = nbytes;
+        self.geometry.capacity = capacity;
+        self.live.known_gen = self.live.header.as_ref().map(|(g, _)| *g);
         self.write_end()?;
         Ok(())
     }
@@ -330,19 +356,51 @@ impl Array {
         };
         let exact = round(need).ok_or_else(too_large)?;
         let doubled = round(need.max(old.saturating_mul(2))).unwrap_or(exact);
-        let (file, _) = self.reopen_same()?;
+        let file = match self.live.file.take() {
+            Some(f) => f,
+            None => self.reopen_same()?.0,
+        };
+        let r = self.grow_file(&file, data_offset, old, exact, doubled);
+        self.live.file = Some(file);
+        r
+    }
+
+    /// The file of this handle's array, opened (and checked to be it) on first use.
+    fn appender_file(&mut self) -> Result<&File> {
+        if self.live.file.is_none() {
+            self.live.file = Some(self.reopen_same()?.0);
+        }
+        Ok(self.live.file.as_ref().expect("just set"))
+    }
+
+    /// Extends `file` to a capacity of `doubled` bytes of data (`exact` when that does
+    /// not fit) from `old`, and maps it.
+    fn grow_file(
+        &mut self,
+        file: &File,
+        data_offset: u64,
+        old: u64,
+        exact: u64,
+        doubled: u64,
+    ) -> Result<()> {
+        let too_large = || {
+            Error::invalid(format!(
+                "{}: {exact} bytes of data cannot be mapped",
+                self.name()
+            ))
+        };
         let mut cap = doubled;
         loop {
             let end = data_offset
                 .checked_add(cap)
                 .filter(|&e| e <= isize::MAX as u64)
                 .ok_or_else(too_large)?;
-            match extend(self, &file, end, cap - old) {
+            match extend(self, file, end, cap - old) {
                 // The doubled size may not fit where the exact one does.
                 Err(e) if e.kind() == ErrorKind::NoSpace && cap > exact => cap = exact,
                 Err(e) => return Err(e),
                 Ok(()) => {
-                    self.map_from(&file, end)?;
+                    self.map_from(file, end)?;
                     self.geometry.capacity = cap;
                     return Ok(());
                 }

@@ -88,10 +88,17 @@ pub(crate) struct Live {
     pub(crate) known_gen: Option<u32>,
     writing: bool,
     sync_page: OnceLock<Option<MmapRaw>>,
-    /// Mappings of arrays this handle replaced by larger ones (`grow`): kept until the
-    /// handle is dropped, so pointers handed out before (`sa_data`, numpy arrays) never
-    /// dangle; they show the old array's last data.
+    /// The header bytes this handle last wrote, with the geometry generation they
+    /// have: a writer whose generation is still current skips reading and checking
+    /// the header again (src/grow.rs).
+    pub(crate) header: Option<(u32, Box<[u8; CHECKED_BYTES]>)>,
+    /// Earlier mappings of this handle's file, replaced by larger ones when the array
+    /// grew: kept until the handle is dropped, so pointers handed out before
+    /// (`sa_data`, numpy arrays) never dangle.
     pub(crate) retired: Vec<MmapRaw>,
+    /// The array's file, opened when this handle first grew it (src/grow.rs): large
+    /// appends write through it.
+    pub(crate) file: Option<std::fs::File>,
 }
 
 /// How a write began (see [`Array::write_begin`]).
@@ -485,8 +492,13 @@ impl Array {
     /// region must start where this handle mapped it; its capacity may have grown
     /// ([`Array::adopt`] maps the rest).
     pub(crate) fn header_from_map(&self) -> Result<Header> {
-        let h = match self.header_at(0) {
-            Ok(h) => h,
+        self.raw_header_from_map().map(|(h, _)| h)
+    }
+
+    /// [`Array::header_from_map`] with the bytes it was decoded from.
+    pub(crate) fn raw_header_from_map(&self) -> Result<(Header, [u8; CHECKED_BYTES])> {
+        let (h, b) = match self.header_at(0) {
+            Ok(x) => x,
             Err(e) => {
                 // Pairs with the release fence between the shadow and the header in
                 // store_header: a torn header means the shadow is complete.
@@ -503,10 +515,10 @@ impl Array {
                 self.geometry.data_offset
             )));
         }
-        Ok(h)
+        Ok((h, b))
     }
 
-    fn header_at(&self, at: usize) -> Result<Header> {
+    fn header_at(&self, at: usize) -> Result<(Header, [u8; CHECKED_BYTES])> {
         let mut b = [0u8; CHECKED_BYTES];
         // SAFETY: [at, at + CHECKED_BYTES) lies in the header page of a v1 mapping (at is
         // 0 or SHADOW_OFFSET, 2048 + 1024 <= 4096), read through a raw pointer into a
@@ -515,15 +527,22 @@ impl Array {
         unsafe {
             std::ptr::copy_nonoverlapping(self.map.as_ptr().add(at), b.as_mut_ptr(), CHECKED_BYTES)
         };
-        Header::decode(&b).map_err(|e| e.context(self.name()))
+        let h = Header::decode(&b).map_err(|e| e.context(self.name()))?;
+        Ok((h, b))
     }
 
-    /// Rewrites the header, inside a write (the count is odd): first the shadow,
-    /// complete, then the header itself, so that at every instant one of the two is
-    /// valid, also for a reader that finds this writer killed in between.
+    /// Rewrites the header, inside a write (the count is odd): see
+    /// [`Array::store_header_bytes`].
     pub(crate) fn store_header(&mut self, h: &Header) {
+        self.store_header_bytes(&h.encode());
+    }
+
+    /// Rewrites the header with `bytes` (complete, checksummed), inside a write (the
+    /// count is odd): first the shadow, complete, then the header itself, so that at
+    /// every instant one of the two is valid, also for a reader that finds this writer
+    /// killed in between. Remembers the bytes for the next rewrite by this handle.
+    pub(crate) fn store_header_bytes(&mut self, bytes: &[u8; CHECKED_BYTES]) {
         debug_assert!(self.live.writing);
-        let bytes = h.encode();
         // SAFETY: both ranges lie in the header page of the writable v1 mapping (checked
         // by write_begin: v1, read-write); written through raw pointers from a private
         // buffer. Readers validate what they read of it with the seqlock.
@@ -541,7 +560,8 @@ impl Array {
         }
         // Release: a reader that sees the new generation sees the header, and the rows
         // an append wrote before (src/grow.rs).
-        self.w32(off::SHAPE_GEN).fetch_add(1, Ordering::Release);
+        let sgen = self.w32(off::SHAPE_GEN).fetch_add(1, Ordering::Release) + 1;
+        self.live.header = Some((sgen, Box::new(*bytes)));
     }
 
     /// Makes the handle describe geometry `g` (read from its header), first mapping the

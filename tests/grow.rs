@@ -234,6 +234,35 @@ fn a_full_filesystem_is_no_space_and_leaves_the_array_as_it_was() {
     assert!(b.to_vec::<u8>().unwrap().iter().all(|&x| x == 9));
     drop((a, b));
     Array::delete(&name).unwrap();
+
+    // Large appends are written through the file: the same guarantees.
+    let mut big = Array::create(&name, &[0, 64 << 10], Dtype::Uint8, &Default::default()).unwrap();
+    let row = vec![7u8; 64 << 10];
+    let mut n = 0;
+    let e = loop {
+        match big.append(&row) {
+            Ok(l) => n = l,
+            Err(e) => break e,
+        }
+        assert!(n < 100, "a 1 MiB filesystem must fill up");
+    };
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    let b = Array::attach(&name, &Default::default()).unwrap();
+    assert_eq!(b.shape(), &[n, 64 << 10]);
+    assert!(b.to_vec::<u8>().unwrap().iter().all(|&x| x == 7));
+}
+
+#[test]
+fn large_batches_are_written_through_the_file() {
+    let t = TempName::new("grow-batch");
+    let mut a = Array::create(&t.shm(), &[0, 16], Dtype::Float64, &Default::default()).unwrap();
+    for k in 0..20 {
+        assert_eq!(a.append(&rows(k * 1024, 1024, 16)).unwrap(), (k + 1) * 1024);
+    }
+    check_pattern(&a);
+    let b = Array::attach(&t.shm(), &Default::default()).unwrap();
+    check_pattern(&b);
+    assert_eq!(b.shape(), &[20 * 1024, 16]);
 }
 
 /// A header rewrite cut short (a writer killed in the middle of it) leaves the shadow:
