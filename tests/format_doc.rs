@@ -129,7 +129,7 @@ fn readme_guarantees_cite_real_tests() {
             let src = std::fs::read_to_string(root.join(file))
                 .unwrap_or_else(|_| panic!("README cites {file}, which does not exist"));
             assert!(
-                src.contains(&format!("fn {func}(")),
+                src.contains(&format!("fn {func}(")) || src.contains(&format!("def {func}(")),
                 "README cites {file}::{func}, which does not exist"
             );
             cited += 1;
