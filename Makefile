@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix examples-mpi bench-mpi bench-mpi-quick
+.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix examples-mpi bench-mpi bench-mpi-quick bench-store
 
 all: examples
 
@@ -126,6 +126,11 @@ bench-load: python-deps
 
 bench-load-quick: python-deps
 	$(PYTHON) bench/load_bench.py --quick
+
+# Growing arrays and the store: appending a million rows one at a time and in batches
+# against a Python list and ISF's append_save; row-range loads (docs/BENCHMARKS.md).
+bench-store: lib
+	$(PYTHON) bench/store_bench.py --write docs/BENCHMARKS.md
 
 # A 1 GiB dataset for 4 MPI ranks on this node: ndshm open-or-create against an MPI shared
 # window filled by the node leader and against private copies (docs/BENCHMARKS.md, "MPI").
