@@ -409,7 +409,7 @@ contains
 
   !> Sleeps (no CPU) until a version newer than NEWER_THAN is published, at most
   !> TIMEOUT_MS (negative: no limit); VERSION: that version. STAT: SA_OK, SA_ERR_TIMEOUT,
-  !> SA_ERR_STALE (the array was replaced by a larger one: attach it again).
+  !> SA_ERR_STALE (the array was replaced or deleted under its name: attach it again).
   subroutine ndshm_wait(arr, newer_than, timeout_ms, stat, version)
     type(ndshm_array), intent(in) :: arr
     integer(int64), intent(in) :: newer_than
