@@ -269,7 +269,7 @@ def _read_fd(fd: int, dtype: "np.dtype[Any]", rr: RowRange, what: str) -> NDArra
     """A private copy of rows ``rr`` (every byte read, else FormatError)."""
     _check_length(fd, rr.offset + rr.nbytes, what)
     out = np.empty(rr.shape, dtype)
-    mv = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
+    mv = out.reshape(-1).view(np.uint8).data if out.size else memoryview(b"")
     done = 0
     while done < rr.nbytes:
         n = os.preadv(fd, [mv[done:]], rr.offset + done)
@@ -296,7 +296,7 @@ def _pwrite_all(fd: int, arr: NDArray, pos: int) -> int:
     a = np.ascontiguousarray(arr)
     if a.nbytes == 0:
         return pos
-    mv = memoryview(a.reshape(-1).view(np.uint8))
+    mv = a.reshape(-1).view(np.uint8).data
     done = 0
     while done < len(mv):
         done += os.pwrite(fd, mv[done:], pos + done)
@@ -345,14 +345,30 @@ def directory_lock(path: str) -> Iterator[None]:
 # Shared-memory copies
 
 
-def segment_name(dir_real: str, e: Entry, st: os.stat_result, rr: RowRange) -> str:
+# FS_IOC_GETVERSION (_IOR('v', 1, long)): the inode's generation, which ext4, XFS and
+# btrfs change when an inode number is reused.
+_FS_IOC_GETVERSION = 0x80087601 if ctypes.sizeof(ctypes.c_long) == 8 else 0x80047601
+
+
+def file_generation(fd: int) -> int:
+    """The file's inode generation, or 0 where the filesystem has none (tmpfs, NFS)."""
+    try:
+        buf = fcntl.ioctl(fd, _FS_IOC_GETVERSION, bytes(8))
+    except OSError:
+        return 0
+    return int.from_bytes(buf[:4], "little" if np.little_endian else "big")
+
+
+def segment_name(dir_real: str, e: Entry, st: os.stat_result, rr: RowRange, generation: int = 0) -> str:
     """The ndshm array name (no scheme) of a shared copy of rows ``rr`` of ``e``.
 
-    A hash of the directory's real path, the file name, its inode and modification
-    time and the rows, then the readable ``NAME__START_END`` (ISF's segment name),
-    shortened to fit 255 bytes.
+    A hash of the directory's real path, the file name, its inode, inode generation
+    and modification time and the rows (so a file saved again, even reusing an inode
+    within one tick of a coarse clock, gets a new copy), then the readable
+    ``NAME__START_END`` (ISF's segment name), shortened to fit 255 bytes.
     """
-    key = "\0".join([dir_real, e.fname, str(st.st_ino), str(st.st_mtime_ns), str(rr.start), str(rr.end)])
+    key = "\0".join([dir_real, e.fname, str(st.st_ino), str(generation), str(st.st_mtime_ns), str(rr.start),
+                     str(rr.end)])
     h = hashlib.sha256(os.fsencode(key)).hexdigest()[:24]
     readable = f"{e.name}__{rr.start}_{rr.end}"
     seg = f"isf.{h}.{readable}"
@@ -426,7 +442,8 @@ def load_fd_shared(fd: int, path: str, shape: Sequence[int], dtype: "np.dtype[An
     timeout_ms = -1 if timeout is None else ndshm._timeout_ms(timeout)
     _lib.lib.sa_load_raw(_path(src), 0, len(dims), c_shape, code, _name(name), start, end, flags,
                          timeout_ms, ctypes.byref(h), ctypes.byref(outcome))
-    return _wrap(h), outcome.value == _lib.SA_CREATED
+    # The handle as an int: what both the ctypes and the compiled _wrap take.
+    return _wrap(int(h.value or 0)), outcome.value == _lib.SA_CREATED
 
 
 # ---------------------------------------------------------------------------------------
@@ -548,7 +565,7 @@ class Directory:
             what = self._what(e)
             _check_length(fd, nbytes(e.shape, e.dtype.itemsize), what)
             rr = row_range(e.shape, e.dtype.itemsize, start_row, end_row)
-            full = full_segment_name(segment_name(self.real, e, os.fstat(fd), rr), where)
+            full = full_segment_name(segment_name(self.real, e, os.fstat(fd), rr, file_generation(fd)), where)
             if known is not None and full in known:
                 return SharedLoad(known[full], full, False)
             try:

@@ -131,7 +131,7 @@ class SharedMemory:
         """The segment's bytes (a writable memoryview unless the mapping is read-only)."""
         if self._arr is None:
             raise ValueError(f"SharedMemory {self._name!r} is closed")
-        return memoryview(self._arr.reshape(-1).view(np.uint8))
+        return self._arr.reshape(-1).view(np.uint8).data
 
     @property
     def name(self) -> str:
@@ -279,7 +279,7 @@ class Uninterruptible:
 
         Never raises.
         """
-        self._old: Optional[Set[signal.Signals]] = None
+        self._old: Optional[Set[Any]] = None
 
     def __enter__(self) -> "Uninterruptible":
         self._old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
