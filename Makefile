@@ -13,7 +13,7 @@ MINOR := $(word 2,$(subst ., ,$(VERSION)))
 ABI := $(if $(filter 0,$(MAJOR)),0.$(MINOR),$(MAJOR))
 SONAME := libndshm.so.$(ABI)
 
-.PHONY: all lib cli examples demo test check clean python-deps install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix examples-mpi bench-mpi bench-mpi-quick bench-store
+.PHONY: all lib cli examples demo test check clean python-deps python-ext install bench bench-quick bench-live bench-load bench-load-quick fuzz miri wheel docs python-matrix examples-mpi bench-mpi bench-mpi-quick bench-store
 
 all: examples
 
@@ -22,6 +22,18 @@ all: examples
 lib:
 	$(CARGO) build --release --lib
 	ln -sf libndshm.so $(REL)/$(SONAME)
+
+# The Python binding's compiled fast path, in place in the source tree (setup.py builds
+# the same file for the wheel): bindings/python/ndshm/_ext.abi3.so, for the stable ABI
+# (the source defines Py_LIMITED_API), against this Python's and numpy's (>= 2) headers.
+PY_EXT := bindings/python/ndshm/_ext.abi3.so
+python-ext: $(PY_EXT)
+$(PY_EXT): bindings/python/ndshm/_ext.c include/ndshm.h
+	@$(PYTHON) -c "import numpy, sys; sys.exit(int(numpy.__version__.split('.')[0]) < 2)" || \
+	  { echo "python-ext: needs numpy >= 2's headers ($(PYTHON) -m pip install 'numpy>=2')"; exit 1; }
+	$(CC) $(CFLAGS) -shared -fPIC -Iinclude \
+	  -I$$($(PYTHON) -c "import sysconfig; print(sysconfig.get_paths()['include'])") \
+	  -I$$($(PYTHON) -c "import numpy; print(numpy.get_include())") $< -ldl -o $@
 
 # The command-line tool, target/release/ndshm (the workspace member cli/).
 cli:
@@ -63,14 +75,17 @@ PYTHON ?= python3
 
 # Every test: Rust unit and integration tests (which also compile and run the C
 # programs as separate processes against include/ndshm.h and the built library), then
-# with pytest the Python binding's tests and the cross-language tests (install via
+# with pytest the Python binding's tests (twice: with its compiled fast path, and with
+# NDSHM_NO_EXT=1 on ctypes alone) and the cross-language tests (install via
 # pkg-config and CMake, Fortran, Julia declarations, the C/Rust/Python/Fortran matrix),
 # all against the freshly built release library; then a bounded fuzz run of the parsers
 # and the pure tests under Miri (each skipped with a message where nightly Rust,
 # cargo-fuzz or Miri is missing; .ci/run installs them).
-test: lib python-deps
+test: lib python-deps python-ext
 	$(CARGO) test
 	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q bindings/python/tests
+	# Again with the ctypes path alone (what runs where the extension is missing).
+	NDSHM_NO_EXT=1 NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q bindings/python/tests
 	NDSHM_LIBRARY=$(abspath $(REL))/libndshm.so $(PYTHON) -m pytest -q tests/py
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) FUZZ_OPTIONAL=1
 	$(MAKE) --no-print-directory miri MIRI_OPTIONAL=1

@@ -1,15 +1,17 @@
 """The Python package as users get it, not as the source tree runs it.
 
 `python -m build` (the PyPA frontend, from pip) makes an sdist that carries the Rust
-sources, and then, from that sdist unpacked in a temporary directory outside the
-repository, a `py3-none-<platform>` wheel. The wheel installs in a fresh venv (no system
+sources and the extension's C source, and then, from that sdist unpacked in a temporary
+directory outside the repository, a `cp39-abi3-<platform>` wheel (one stable-ABI
+extension module, built against numpy 2's headers). The wheel installs in a fresh venv (no system
 site packages) with cargo NOT on PATH and passes the binding's whole test suite there,
 against the installed package (NDSHM_TEST_INSTALLED=1, see bindings/python/tests/
 conftest.py), with numpy 1.x (the source-tree run of `make test` covers the numpy 2.x
 installed); `mypy --strict` accepts a user script calling every public function.
 
 Every other CPython 3.9-3.13 found (on PATH as python3.X, or under pyenv) installs the same
-wheel with the oldest and the newest numpy PyPI offers it and runs a smoke script, or with
+wheel with the oldest and the newest numpy PyPI offers it and runs a smoke script (which
+also checks that the compiled fast path loads there), or with
 NDSHM_PY_MATRIX=full (`make python-matrix`) the whole suite. Interpreters that are not
 installed are skipped, saying so.
 """
@@ -75,7 +77,7 @@ def test_sdist_carries_the_rust_sources_and_licenses(dist):
         lic = t.extractfile(top + "LICENSE-MIT").read().decode()
         members = {m.name[len(top):]: m for m in t.getmembers()}
     for f in ["pyproject.toml", "setup.py", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
-              "ndshm/__init__.py", "ndshm/py.typed", "rust/Cargo.toml", "rust/Cargo.lock",
+              "ndshm/__init__.py", "ndshm/_ext.c", "ndshm/py.typed", "rust/Cargo.toml", "rust/Cargo.lock",
               "rust/build.rs", "rust/cbindgen.toml", "rust/README.md", "rust/src/lib.rs",
               "rust/src/ffi/mod.rs", "rust/include/ndshm.h"]:
         assert f in names, f
@@ -123,8 +125,8 @@ def test_sdist_builds_outside_the_repository(dist):
 
 def test_wheel_tag_contents_and_metadata(dist):
     _, wheel, _ = dist
-    # No per-Python extension module: one wheel for every CPython on the platform.
-    assert wheel.name == f"ndshm-{VERSION}-py3-none-{PLATFORM}.whl"
+    # One stable-ABI extension module: one wheel for every CPython >= 3.9 on the platform.
+    assert wheel.name == f"ndshm-{VERSION}-cp39-abi3-{PLATFORM}.whl"
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         info = f"ndshm-{VERSION}.dist-info/"
@@ -133,8 +135,11 @@ def test_wheel_tag_contents_and_metadata(dist):
         lib = z.read("ndshm/_native/libndshm.so")
         assert "Copyright (c) the ndshm developers" in z.read(info + "licenses/LICENSE-MIT").decode()
         assert "Apache License" in z.read(info + "licenses/LICENSE-APACHE").decode()
-    assert "Root-Is-Purelib: false" in wheel_file and f"Tag: py3-none-{PLATFORM}" in wheel_file
+    assert "Root-Is-Purelib: false" in wheel_file and f"Tag: cp39-abi3-{PLATFORM}" in wheel_file
     assert lib[:4] == b"\x7fELF" and b"sa_create" in lib
+    # The extension, and nothing per-version: no cpython-3XX module beside it.
+    assert "ndshm/_ext.abi3.so" in names
+    assert not [n for n in names if n.endswith(".so") and "cpython-" in n], names
     assert "ndshm/py.typed" in names
     for py in (PYPKG / "ndshm").rglob("*.py"):
         assert py.relative_to(PYPKG).as_posix() in names, py
@@ -189,9 +194,9 @@ def wheel_venv(dist, tmp_path_factory):
 def test_wheel_passes_the_binding_tests_without_cargo(wheel_venv):
     py, d = wheel_venv
     r = subprocess.run([py, "-c", "import numpy, ndshm, ndshm._lib as l; "
-                        "print(numpy.__version__, ndshm.__file__, l._library_path())"],
+                        "print(numpy.__version__, ndshm.__file__, l._library_path(), l.ext.__file__)"],
                        capture_output=True, text=True, env=installed_env(), cwd=d, check=True)
-    np_version, module, lib = r.stdout.split()
+    np_version, module, lib = r.stdout.split()[:3]
     assert np_version.startswith("1."), np_version
     assert module.startswith(str(d)) and lib.startswith(str(d)) and lib.endswith("_native/libndshm.so")
     out = run_suite(py, d)
@@ -231,6 +236,7 @@ import ndshm.compat.sharedarray as sa
 from ndshm.compat import cdxcore as cdx
 
 assert ndshm._lib._library_path().endswith("_native/libndshm.so")
+assert ndshm._lib.ext is not None, "the compiled fast path did not load"
 n = f"ndshm-dist-smoke-{os.getpid()}"
 try:
     a = ndshm.create(n, (3, 4), dtype="f4", order="F", full=2.0)

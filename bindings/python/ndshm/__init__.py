@@ -28,6 +28,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import FormatError, NdshmError, NotReadyError, OwnerDiedError, lib
+from ._lib import ext as _ext
 from ._types import DTypeLike, Name, NDArray, PathLike, ShapeLike, ShapePattern
 
 __all__ = [
@@ -211,21 +212,29 @@ class SharedMemoryBase:
     and :func:`attach` make it.
     """
 
-    __slots__ = ("_h", "_addr", "_size", "_readonly", "_format", "_given_name", "__array_interface__",
+    # _h: the handle (an int, the address ctypes' c_void_p takes; None once released).
+    # _geom: the geometry live data last described (shape, dtype, order) or None.
+    # _iface: (shape, strides, typestr) of the mapping as it was attached, for
+    # __array_interface__. The compiled fast path (ndshm/_ext.c) makes instances
+    # without __init__ and sets every slot (and makes the numpy array itself).
+    __slots__ = ("_h", "_addr", "_size", "_readonly", "_format", "_given_name", "_geom", "_iface",
                  "__weakref__")
 
-    _h: Any
+    _h: Optional[int]
     _addr: int
     _size: int
     _readonly: bool
     _format: int
     _given_name: Optional[str]
-    __array_interface__: Dict[str, Any]
+    _geom: Optional[Tuple[Tuple[int, ...], "np.dtype[Any]", str]]
+    _iface: Tuple[Tuple[int, ...], Tuple[int, ...], str]
 
     def __init__(self, handle: Any) -> None:
-        self._h = handle  # owned from here: released by __del__ even if this fails
+        # Owned from here: released by __del__ even if this fails.
+        self._h = handle.value if isinstance(handle, ctypes.c_void_p) else handle
         # SharedArray's drop-in reports the name as its caller passed it (SharedArray does).
         self._given_name = None
+        self._geom = None
         d = _lib.sa_desc()
         # One foreign call for everything: each ctypes call costs ~0.5 µs.
         lib.sa_describe(handle, ctypes.byref(d))  # raises on a nonzero status
@@ -237,18 +246,26 @@ class SharedMemoryBase:
         typestr = _TYPESTR.get(d.dtype)
         if typestr is None:
             typestr = _TYPESTR[d.dtype] = d.typestr.decode()
-        self.__array_interface__ = {
-            "version": 3,
-            "shape": tuple(d.shape[:ndim]) if ndim else (),
-            "typestr": typestr,
-            "data": (self._addr, self._readonly),
-            "strides": tuple(d.strides[:ndim]) if ndim else (),
-        }
+        self._iface = (tuple(d.shape[:ndim]) if ndim else (), tuple(d.strides[:ndim]) if ndim else (), typestr)
+
+    @property
+    def __array_interface__(self) -> Dict[str, Any]:
+        """numpy's array interface: ``numpy.asarray(base)`` is the whole array as
+        attached, its base this object."""
+        shape, strides, typestr = self._iface
+        return {"version": 3, "shape": shape, "typestr": typestr, "data": (self._addr, self._readonly),
+                "strides": strides}
+
+    @__array_interface__.setter
+    def __array_interface__(self, value: Dict[str, Any]) -> None:
+        # The handle now describes other data (ndshm._grow): shape, strides and typestr;
+        # the address is _addr.
+        self._iface = (tuple(value["shape"]), tuple(value["strides"]), value["typestr"])
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None
-        if h is not None and lib is not None:
-            lib.sa_release(h)
+        if h is not None and _release is not None:
+            _release(h)
 
     @property
     def name(self) -> str:
@@ -340,11 +357,17 @@ class SharedMemoryBase:
         return f"<ndshm mapping {self.name} at {self._addr:#x}, {self._size} bytes{ro}>"
 
 
-def _wrap(handle: Any) -> NDArray:
+def _wrap_ctypes(handle: int) -> NDArray:
     base = SharedMemoryBase(handle)
     arr: NDArray = np.asarray(base)
     assert arr.base is base
     return arr
+
+
+# The handle's numpy array, its base owning the handle (also when this fails), and the
+# release of a handle: compiled when the extension is there.
+_wrap = _ext.wrap if _ext is not None else _wrap_ctypes
+_release = _ext.release if _ext is not None else lib.sa_release
 
 
 @overload
@@ -425,17 +448,15 @@ def create(
         flags |= _lib.SA_POPULATE
     if hugepages:
         flags |= _lib.SA_HUGEPAGES
-    shares = {"owner": 0, None: 0, "group": _lib.SA_SHARE_GROUP, "all": _lib.SA_SHARE_ALL}
-    if share not in shares:
+    if share not in _SHARES:
         raise ValueError(f"share must be 'owner', 'group' or 'all', not {share!r}")
-    flags |= shares[share]
+    flags |= _SHARES[share]
     if format == "sharedarray":
         flags |= _lib.SA_FORMAT_SHAREDARRAY
     elif format not in ("ndshm", "v1", None):
         raise ValueError(f"format must be 'ndshm' or 'sharedarray', not {format!r}")
     cname = _name(name)
     dims = _shape(shape)
-    ndim, c_shape = _c_shape(dims, _DIM, _NDIM)
     code = _dtype_code(dtype)
     if capacity is not None and not 0 <= operator.index(capacity) < 1 << 64:
         raise ValueError(f"capacity must be 0 to 2**64 - 1 bytes, not {capacity!r}")
@@ -445,12 +466,8 @@ def create(
             full = _fill_value(full, dims, dtype)
         except Exception as exc:
             raise _renamed(exc, f"{name}: full=: {exc}") from exc
-    h = ctypes.c_void_p()
     try:
-        if capacity is None:
-            lib.sa_create(cname, ndim, c_shape, code, flags, ctypes.byref(h))
-        else:
-            lib.sa_create_ex(cname, ndim, c_shape, code, flags, operator.index(capacity), ctypes.byref(h))
+        h = _create(cname, dims, code, flags, capacity)
     except FileExistsError:
         if raise_on_error:
             raise
@@ -491,6 +508,24 @@ def _fill_value(full: Any, dims: Tuple[int, ...], dtype: DTypeLike) -> Any:
     if not ok:
         raise ValueError(f"shape {full.shape} does not broadcast to the array's shape {dims}")
     return full
+
+
+_SHARES = {"owner": 0, None: 0, "group": _lib.SA_SHARE_GROUP, "all": _lib.SA_SHARE_ALL}
+
+
+def _create(cname: bytes, dims: Tuple[int, ...], code: int, flags: int, capacity: Optional[int]) -> int:
+    """sa_create (sa_create_ex with a capacity): the new handle."""
+    if _ext is not None:
+        h = _ext.create(cname, dims, code, flags, None if capacity is None else operator.index(capacity))
+        if h is not NotImplemented:  # (more dimensions than the library takes: below)
+            return h  # type: ignore[no-any-return]
+    ndim, c_shape = _c_shape(dims, _DIM, _NDIM)
+    ch = ctypes.c_void_p()
+    if capacity is None:
+        lib.sa_create(cname, ndim, c_shape, code, flags, ctypes.byref(ch))
+    else:
+        lib.sa_create_ex(cname, ndim, c_shape, code, flags, operator.index(capacity), ctypes.byref(ch))
+    return ch.value  # type: ignore[return-value]
 
 
 def _renamed(exc: BaseException, msg: str) -> BaseException:
@@ -573,19 +608,28 @@ def attach(
         _lib.SA_FOLLOW_SYMLINKS if follow_symlinks else 0
     )
     cname = _name(name)
-    ndim, c_shape = -1, None
-    if validate_shape is not None:
-        ndim, c_shape = _c_shape(_shape(validate_shape, _CHECK_DIM, any_ok=True), _CHECK_DIM, _CHECK_NDIM)
+    dims = None if validate_shape is None else _shape(validate_shape, _CHECK_DIM, any_ok=True)
     code = _lib.SA_DTYPE_ANY if validate_dtype is None else _dtype_code(validate_dtype)
     timeout_ms = _timeout_ms(timeout)
-    h = ctypes.c_void_p()
     try:
-        lib.sa_attach_ex(cname, flags, timeout_ms, ndim, c_shape, code, ctypes.byref(h))
+        h = _attach(cname, flags, timeout_ms, dims, code)
     except (FileNotFoundError, NotReadyError, TimeoutError):
         if raise_on_error:
             raise
         return None
     return _wrap(h)
+
+
+def _attach(cname: bytes, flags: int, timeout_ms: int, dims: Optional[Tuple[int, ...]], code: int) -> int:
+    """sa_attach_ex: the new handle."""
+    if _ext is not None:
+        h = _ext.attach(cname, flags, timeout_ms, dims, code)
+        if h is not NotImplemented:  # (more dimensions than the library takes: below)
+            return h  # type: ignore[no-any-return]
+    ndim, c_shape = (-1, None) if dims is None else _c_shape(dims, _CHECK_DIM, _CHECK_NDIM)
+    ch = ctypes.c_void_p()
+    lib.sa_attach_ex(cname, flags, timeout_ms, ndim, c_shape, code, ctypes.byref(ch))
+    return ch.value  # type: ignore[return-value]
 
 
 def delete(name: Name, missing_ok: bool = False, *, in_progress: bool = False) -> None:
@@ -607,7 +651,7 @@ def delete(name: Name, missing_ok: bool = False, *, in_progress: bool = False) -
     """
     flags = _lib.SA_DELETE_IN_PROGRESS if in_progress else 0
     try:
-        lib.sa_delete_ex(_name(name), flags)
+        _delete(_name(name), flags)
     except FileNotFoundError:
         if not missing_ok:
             raise
@@ -655,6 +699,12 @@ except TypeError:  # numpy 1.21: np.dtype[Any] is not subscriptable at run time
     pass
 
 
+if _ext is not None:
+    # The library ctypes loaded (one instance for both paths), and what the extension
+    # makes: bases, exceptions, list entries.
+    _ext.bind(lib._handle, SharedMemoryBase, _lib.error_for, ArrayDesc, _FORMATS)
+
+
 def _desc(e: Any) -> ArrayDesc:
     typestr = lib.sa_dtype_str(e.dtype)
     if typestr is None:  # the library lists only arrays it can read: not expected
@@ -694,14 +744,19 @@ def list(where: Optional[PathLike] = None) -> List[ArrayDesc]:  # noqa: A001 - S
         ValueError: ``where`` contains a NUL byte.
         OSError: another system error, with its errno.
     """
+    w = None if where is None else _no_nul(os.fsencode(where), "directory", where)
+    if _ext is not None:
+        return _ext.list(w)  # type: ignore[no-any-return]
     entries = ctypes.POINTER(_lib.sa_list_entry)()
     count = ctypes.c_size_t()
-    w = None if where is None else _no_nul(os.fsencode(where), "directory", where)
     lib.sa_list(w, ctypes.byref(entries), ctypes.byref(count))
     try:
         return [_desc(entries[i]) for i in range(count.value)]
     finally:
         lib.sa_list_free(entries, count)
+
+
+_delete = _ext.delete if _ext is not None else lib.sa_delete_ex
 
 
 def info(name: Name) -> ArrayDesc:

@@ -4,6 +4,10 @@ The constants, structs and declarations come from _abi.py, generated from
 include/ndshm.h by scripts/gen_python.py (tests/test_declarations.py fails when it is
 stale). Every function returning a status is checked by ctypes itself (errcheck): a
 nonzero status raises the mapped exception, so no call can ignore one.
+
+``ext`` is the compiled fast path (ndshm/_ext.c, a thin C layer over the same library
+for the hot calls), or None: when it was not built, cannot be loaded (a warning says
+why), or ``NDSHM_NO_EXT=1`` asks for ctypes alone. Everything works without it.
 """
 
 import ctypes
@@ -11,6 +15,8 @@ import ctypes.util
 import errno as _errno
 import os
 import re
+import warnings
+from typing import Any, Optional
 
 from ._abi import *  # noqa: F403 - the header's constants, structs and DECLARATIONS
 from ._abi import C_RESULTS, DECLARATIONS, SA_OK
@@ -144,3 +150,21 @@ def error_for(status):
         exc = cls(err, msg)
     exc.status = status
     return exc
+
+
+def _load_extension() -> Optional[Any]:
+    """ndshm._ext, or None (see the module's docstring). Bound by ndshm/__init__.py."""
+    if os.environ.get("NDSHM_NO_EXT", "") not in ("", "0"):
+        return None
+    try:
+        from . import _ext  # type: ignore[attr-defined]
+    except ModuleNotFoundError:
+        return None  # not built (a source tree without `make python-ext`)
+    except Exception as exc:  # built but unusable, e.g. numpy refusing it: say so
+        warnings.warn(f"ndshm: the compiled fast path does not load ({exc}); using ctypes alone",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return _ext
+
+
+ext = _load_extension()

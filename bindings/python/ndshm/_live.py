@@ -18,7 +18,6 @@ array's handle, whatever part of it the view shows.
 
 import ctypes
 import math
-import weakref
 from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from . import SharedMemoryBase, _lib, base_of
 from ._lib import OwnerDiedError, lib
+from ._lib import ext as _ext
 from ._types import NDArray
 
 __all__ = [
@@ -47,10 +47,13 @@ StaleError = _lib.StaleError
 #: What the live-data functions take: an ndshm array, a view of one, or its base object.
 Shared = Union[NDArray, SharedMemoryBase]
 
-# The geometry each handle described last (shape, dtype, order), so a snapshot costs
-# one foreign call when the shape did not change. Weak: it goes with the mapping.
-_GEOMETRY: "weakref.WeakKeyDictionary[SharedMemoryBase, Tuple[Tuple[int, ...], np.dtype[Any], str]]"
-_GEOMETRY = weakref.WeakKeyDictionary()
+# The geometry each handle described last (shape, dtype, order) is cached on its base
+# (SharedMemoryBase._geom), so a snapshot or publish costs one foreign call when the
+# shape did not change. The compiled fast path (ndshm/_ext.c) reads it there: its
+# functions return NotImplemented for anything but the common case (an ndshm array,
+# the cached geometry, a matching contiguous numpy array), which the Python code below
+# then handles, with the same results and errors.
+_NI = NotImplemented
 
 
 def _base(a: Shared) -> SharedMemoryBase:
@@ -86,7 +89,7 @@ def _describe(b: SharedMemoryBase) -> Tuple[Tuple[int, ...], "np.dtype[Any]", st
         np.dtype(d.typestr.decode()),
         "F" if d.order == _lib.SA_ORDER_F else "C",
     )
-    _GEOMETRY[b] = g
+    b._geom = g
     return g
 
 
@@ -106,6 +109,10 @@ def version(a: Shared) -> int:
         TypeError: ``a`` is not an ndshm array.
         ValueError: the array has the SharedArray layout (no header for versions).
     """
+    if _ext is not None:
+        r = _ext.version(a)
+        if r is not _NI:
+            return r  # type: ignore[no-any-return]
     v = ctypes.c_uint64()
     _get_version(_base(a)._h, ctypes.byref(v))
     return v.value
@@ -131,6 +138,10 @@ def wait(a: Shared, newer_than: int, timeout: Optional[float] = None) -> int:
             again).
         TypeError: ``a`` is not an ndshm array.
     """
+    if _ext is not None:
+        r = _ext.wait(a, int(newer_than), _ms(timeout, -1))
+        if r is not _NI:
+            return r  # type: ignore[no-any-return]
     v = ctypes.c_uint64()
     lib.sa_wait_version(_base(a)._h, int(newer_than), _ms(timeout, -1), ctypes.byref(v))
     return v.value
@@ -213,8 +224,12 @@ def publish(a: Shared, data: npt.ArrayLike, *, grow: bool = False) -> int:
         ValueError: an unsupported dtype or shape.
         TypeError: ``a`` is not an ndshm array.
     """
+    if _ext is not None:
+        r = _ext.publish(a, data)  # same shape and dtype, contiguous: one C call
+        if r is not _NI:
+            return r  # type: ignore[no-any-return]
     b = _base(a)
-    g = _GEOMETRY.get(b) or _describe(b)
+    g = b._geom or _describe(b)
     arr = np.asarray(data)
     order = g[2]
     if not (arr.flags.f_contiguous if order == "F" else arr.flags.c_contiguous):
@@ -272,9 +287,13 @@ def read_snapshot(
             again).
         TypeError: ``a`` is not an ndshm array.
     """
+    ms = _MS_DEFAULT if timeout == 1.0 else _ms(timeout, -1)
+    if _ext is not None:
+        r = _ext.snapshot(a, out, ms, return_version)
+        if r is not _NI:
+            return r  # type: ignore[no-any-return]
     b = _base(a)
-    g = _GEOMETRY.get(b) or _describe(b)
-    ms = _ms(timeout, -1)
+    g = b._geom or _describe(b)
     v = ctypes.c_uint64()
     reshaped = ctypes.c_int32()
     if out is not None and not (
@@ -296,7 +315,12 @@ def read_snapshot(
                 if out is not None:
                     raise _mismatch(out, g)
                 continue  # copied into a buffer of the old shape: take it again
+        elif out is not None and (out.shape, out.dtype) != (g[0], g[1]):
+            raise _mismatch(out, g)  # a larger `out` of another shape holds the bytes, not the array
         return (dst, v.value) if return_version else dst
+
+
+_MS_DEFAULT = _ms(1.0, -1)
 
 
 def _mismatch(out: NDArray, g: Tuple[Tuple[int, ...], "np.dtype[Any]", str]) -> ValueError:
@@ -428,4 +452,4 @@ def lock(a: Shared, timeout: Optional[float] = None) -> Lock:
 
 def _forget(b: SharedMemoryBase) -> None:
     """Drop the geometry cached for ``b`` (its handle changed shape: ndshm._grow)."""
-    _GEOMETRY.pop(b, None)
+    b._geom = None
