@@ -18,7 +18,7 @@ appends to them, so ISF still reads them (ndshm._isf). Thin over the C store
 
 import ctypes
 import os
-from typing import Any, Dict, Iterator, List, Literal, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Literal, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +85,9 @@ class Store:
         self._isf = _isf.Directory(self.path, create=False)
         # Which format each name has (None: unknown yet): appends skip the lookup.
         self._kind: Dict[str, str] = {}
+        # Shared-memory copies of ISF arrays this object made (their names hash the file's
+        # identity, so they are found here, not by a prefix), for unload.
+        self._isf_copies: Dict[str, Set[str]] = {}
         if format == "auto":
             kinds = {e.format for e in self.list()}
             format = "isf" if kinds == {"isf"} else "ndshm"
@@ -286,7 +289,9 @@ class Store:
                 return self._isf.memmap(name, s, e)
             if mode == "memory":
                 return self._isf.read(name, s, e)
-            return self._isf.shared(name, s, e, read_only=self.readonly).array
+            got = self._isf.shared(name, s, e, read_only=self.readonly)
+            self._isf_copies.setdefault(name, set()).add(got.name)
+            return got.array
         h = ctypes.c_void_p()
         try:
             if mode == "shm":
@@ -305,7 +310,9 @@ class Store:
 
     def unload(self, name: str) -> int:
         """Delete the shared-memory copies ``load(name, mode="shm")`` made (processes
-        that map one keep it until they let go).
+        that map one keep it until they let go): every copy of an ndshm array, and the
+        copies of an ISF array that this object made (their names depend on the file's
+        identity).
 
         Args:
             name: the array.
@@ -318,7 +325,14 @@ class Store:
         """
         n = ctypes.c_size_t()
         lib.sa_store_unload(self._handle(), _key(name), ctypes.byref(n))
-        return n.value
+        count = n.value
+        for full in self._isf_copies.pop(name, ()):
+            try:
+                lib.sa_delete(full.encode("utf-8", "surrogateescape"))
+                count += 1
+            except FileNotFoundError:
+                pass
+        return count
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):

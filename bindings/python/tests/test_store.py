@@ -173,6 +173,7 @@ def test_store_opens_an_isf_directory_and_keeps_it_readable_by_isf(store_dir):
     assert (s.load("voltage", rows=(2, 4)) == v[2:4]).all()
     assert (s.load("voltage", "memory") == v).all()
     assert (s.load("voltage", "shm", rows=(0, 5)) == v[:5]).all()
+    assert s.unload("voltage") == 1
     assert s.append("voltage", np.ones((2, 3))) == 12
     s.save("new", np.arange(4, dtype="i4"))  # an ISF directory gets ISF files
     files = sorted(os.listdir(store_dir))
