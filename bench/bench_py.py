@@ -1,6 +1,8 @@
 """Python-level benchmark: ndshm's binding against SharedArray,
 multiprocessing.shared_memory (+ wrapping in a numpy array) and cdxcore.npshm, for
-create+delete and attach+release at 4 KiB and 64 MiB. Prints JSON lines like bench.c.
+create+delete and attach+release at 4 KiB and 64 MiB, and listing /dev/shm with 1,000
+and 50,000 arrays in it (ndshm.list against SharedArray.list, per entry listed). Prints
+JSON lines like bench.c.
 
     python3 bench/bench_py.py [--quick]
 """
@@ -130,8 +132,63 @@ def peers():
     return impls
 
 
+def listing(counts):
+    """Per-entry cost of listing /dev/shm with `count` arrays in it:
+
+    * ndshm's own arrays: ndshm.list() with `count` ndshm arrays present, against
+      SharedArray.list() with `count` SharedArray arrays present (each listing its own
+      kind: what a user of either sees);
+    * the same files: both listing the same `count` arrays made by SharedArray (ndshm
+      reads SharedArray's layout too).
+
+    The time of one whole call divided by the entries it returned (other users'
+    arrays in /dev/shm count as entries too, for both).
+    """
+    try:
+        import SharedArray as SA
+    except ImportError:
+        print("SharedArray not installed: listing skipped", file=sys.stderr)
+        return
+    prefix = f"ndshm-pylist-{PID}-"
+    for count, reps in counts:
+        label = f"{count:,} arrays"
+        names = [f"{prefix}{i}" for i in range(count)]
+        try:
+            for n in names:
+                SA.create(f"shm://{n}", 1, dtype=np.float64)
+            gc.collect()
+            report_list("py list per entry, same SharedArray files", label, "ndshm", ndshm.list, reps)
+            report_list("py list per entry, same SharedArray files", label, "SharedArray", SA.list, reps)
+            report_list("py list per entry", label, "SharedArray", SA.list, reps)
+            for n in names:
+                SA.delete(n)
+            for n in names:
+                ndshm.create(n, 1, sparse=True)
+            gc.collect()
+            report_list("py list per entry", label, "ndshm", ndshm.list, reps)
+        finally:
+            for n in names:
+                try:
+                    os.unlink(f"/dev/shm/{n}")
+                except FileNotFoundError:
+                    pass
+
+
+def report_list(op, label, impl, fn, reps):
+    fn()  # warm-up (and the dentry cache)
+    per_entry = []
+    for _ in range(reps):
+        t0 = time.perf_counter_ns()
+        got = fn()
+        dt = time.perf_counter_ns() - t0
+        per_entry.append(dt / 1000.0 / max(1, len(got)))
+        del got
+    report(op, label, impl, per_entry)
+
+
 def main():
     warnings.simplefilter("ignore")  # the resource tracker's leak warnings
+    listing([(1000, 5), (5000, 2)] if QUICK else [(1000, 30), (50000, 5)])
     impls = peers()
     for label, size, reps in SIZES:
         for impl, (create, _) in impls.items():

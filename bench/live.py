@@ -28,6 +28,8 @@ def sh(cmd, **kw):
 
 def build():
     sh(["cargo", "build", "-q", "--release", "--lib", "--manifest-path", str(ROOT / "Cargo.toml")])
+    # The Python binding's compiled fast path, in place (NDSHM_NO_EXT=1 measures ctypes alone).
+    sh(["make", "-s", "-C", str(ROOT), "python-ext", f"PYTHON={sys.executable}"])
     lib = ROOT / "target" / "release"
     exe = ROOT / "target" / "bench-live"
     sh(["cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{ROOT / 'include'}", str(ROOT / "bench/live.c"),

@@ -30,6 +30,8 @@ def sh(cmd, **kw):
 
 def build():
     sh(["cargo", "build", "-q", "--release", "--lib", "--manifest-path", str(ROOT / "Cargo.toml")])
+    # The Python binding's compiled fast path, in place (NDSHM_NO_EXT=1 measures ctypes alone).
+    sh(["make", "-s", "-C", str(ROOT), "python-ext", f"PYTHON={sys.executable}"])
     lib = ROOT / "target" / "release"
     out = ROOT / "target" / "bench"
     (out / "lib").mkdir(parents=True, exist_ok=True)
@@ -102,6 +104,11 @@ def targets(by):
             out.append((f"Python create+delete (sparse, as {peer} does) vs {peer}, {size}",
                         ratio("py create+delete", size, "ndshm (sparse)", peer), 1.0))
     out.append(("list 1000 arrays vs floor", ratio("list 1000 arrays", "-", "ndshm", "floor"), 1.5))
+    for label in sorted({size for op, size in by if op.startswith("py list")}, key=lambda s: int(s.split()[0].replace(",", ""))):
+        out.append((f"Python list per entry vs SharedArray.list, {label} (each its own)",
+                    ratio("py list per entry", label, "ndshm", "SharedArray"), 1.0))
+        out.append((f"Python list per entry vs SharedArray.list, {label} (the same SharedArray files)",
+                    ratio("py list per entry, same SharedArray files", label, "ndshm", "SharedArray"), 1.0))
     return [(d, r, lim, r is not None and r <= lim) for d, r, lim in out]
 
 
