@@ -58,7 +58,7 @@ impl Liveness {
     }
 }
 
-fn describe(name: ArrayName, s: Segment, meta: &std::fs::Metadata, alive: &mut Liveness) -> Info {
+fn describe(name: ArrayName, s: Segment, st: sys::FileStat, alive: &mut Liveness) -> Info {
     Info {
         name,
         format: s.format,
@@ -67,9 +67,9 @@ fn describe(name: ArrayName, s: Segment, meta: &std::fs::Metadata, alive: &mut L
         creator_alive: s.creator.as_ref().and_then(|c| alive.of(c)),
         creator: s.creator,
         created_ns: s.created_ns,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        file_size: meta.len(),
+        mode: st.mode,
+        uid: st.uid,
+        file_size: st.size,
     }
 }
 
@@ -79,7 +79,13 @@ fn describe(name: ArrayName, s: Segment, meta: &std::fs::Metadata, alive: &mut L
 pub fn info(name: &str) -> Result<Info> {
     let name = ArrayName::parse(name)?;
     let (_, meta, s) = segment::describe(&name)?;
-    Ok(describe(name, s, &meta, &mut Liveness::default()))
+    let st = sys::FileStat {
+        is_file: meta.is_file(),
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+    };
+    Ok(describe(name, s, st, &mut Liveness::default()))
 }
 
 /// Lists the arrays in a directory, or, with `None`, in shared memory: `/dev/shm`
@@ -138,17 +144,17 @@ fn scan(
         let Ok(file) = sys::open_at(&dirfd, &file_name) else {
             continue;
         };
-        let Ok(meta) = file.metadata() else { continue };
-        if !meta.is_file() {
+        let Ok(st) = sys::fstat(&file) else { continue };
+        if !st.is_file {
             continue;
         }
-        let Ok(s) = segment::read(&placeholder, &file, meta.len()) else {
+        let Ok(s) = segment::read(&placeholder, &file, st.size) else {
             continue;
         };
         let Some(name) = ArrayName::for_listed(kind, &file_name, dir) else {
             continue;
         };
-        out.push(describe(name, s, &meta, alive));
+        out.push(describe(name, s, st, alive));
     }
     Ok(())
 }

@@ -324,6 +324,36 @@ pub(crate) fn open_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
     retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) })).map(owned)
 }
 
+/// What a listing needs of an open file: whether it is a regular file, its size,
+/// permission bits and owner.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileStat {
+    /// A regular file (not a FIFO, device, directory...).
+    pub is_file: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+}
+
+/// `fstat(2)`: cheaper than the `statx` that `File::metadata` makes (which also asks
+/// for the birth time and mount id), and a listing makes one per entry.
+pub(crate) fn fstat(f: &File) -> io::Result<FileStat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: an fd we own and a buffer of the size the call writes.
+    retry(|| cvt(unsafe { libc::fstat(f.as_raw_fd(), st.as_mut_ptr()) }))?;
+    // SAFETY: fstat succeeded, so it filled the whole struct.
+    let st = unsafe { st.assume_init() };
+    Ok(FileStat {
+        is_file: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+        size: st.st_size as u64,
+        mode: st.st_mode & 0o7777,
+        uid: st.st_uid,
+    })
+}
+
 /// Sets the permission bits exactly (the umask applied at creation is undone).
 pub(crate) fn fchmod(f: &File, mode: u32) -> io::Result<()> {
     // SAFETY: plain syscall on an fd we own.
