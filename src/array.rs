@@ -99,13 +99,15 @@ impl Array {
         if opts.hugepages {
             advise_hugepages(&map, geometry.data_offset as usize);
         }
+        let mut live = crate::sync::Live::default();
+        live.ident = file_ident(file);
         Ok(Array {
             name,
             map,
             format,
             geometry,
             readonly: false,
-            live: Default::default(),
+            live,
         })
     }
 
@@ -685,14 +687,26 @@ fn attach_once(name: ArrayName, opts: &AttachOptions) -> Result<Array> {
         return Err(segment::unfinished(&name, seg.creator.as_ref()));
     }
     let map = map_file(&name, &file, size, opts.readonly, opts.populate)?;
+    let mut live = crate::sync::Live::default();
+    {
+        use std::os::unix::fs::MetadataExt;
+        live.ident = Some((meta.dev(), meta.ino()));
+    }
     Ok(Array {
         name,
         map,
         format: seg.format,
         geometry: seg.geometry,
         readonly: opts.readonly,
-        live: Default::default(),
+        live,
     })
+}
+
+/// The device and inode of `file`: which file a handle maps, for opening it again by
+/// name (growth) and knowing it is the same one.
+fn file_ident(file: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn map_file(

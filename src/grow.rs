@@ -102,6 +102,15 @@ impl Array {
                 src.len()
             )));
         }
+        // Rows taken from this very array (e.g. a view of rows dropped by a shrink) would
+        // overlap the destination: copy them out first.
+        let bounce;
+        let src = if self.maps_any(src) {
+            bounce = src.to_vec();
+            &bounce[..]
+        } else {
+            src
+        };
         self.with_lock(|a| {
             a.refresh_locked()?;
             if a.is_stale() {
@@ -214,8 +223,9 @@ impl Array {
     /// by another process's append or resize, or its shape by a publish): true when the
     /// shape or dtype changed. Cheap when nothing changed (one atomic load); never
     /// waits, also not for a writer that died in the middle of a write (the header or
-    /// its shadow is always complete). Pointers obtained before stay valid (showing
-    /// the rows they showed) until the handle is dropped; [`Array::as_ptr`] may differ
+    /// its shadow is always complete). Pointers obtained before stay valid until the
+    /// handle is dropped (they show the same file: the rows they showed, unless the
+    /// array was shrunk and grown again); [`Array::as_ptr`] may differ
     /// afterwards. Rows up to the new length are complete; data a publishing writer
     /// is rewriting are not (read those with a snapshot).
     pub fn refresh(&mut self) -> Result<bool> {
@@ -325,8 +335,13 @@ impl Array {
                 .try_into()
                 .unwrap_or_default(),
         );
-        // Never below what the file holds for this handle, nor what the header says.
+        // Never below what the file holds for this handle, nor what the header says;
+        // and the handle never describes more than it maps.
         let capacity = stored.max(self.geometry.capacity);
+        if let Err(e) = self.map_at_least(self.geometry.data_offset.saturating_add(capacity)) {
+            self.abandon_write(start);
+            return Err(e);
+        }
         format::patch_length(&mut raw, len, nbytes, capacity);
         self.store_header_bytes(&raw);
         self.geometry.shape[0] = len;
@@ -410,8 +425,9 @@ impl Array {
 
     /// Makes the mapping cover at least `[0, end)` of the file: in place when the
     /// address space after it is free, else by a new mapping of the same file (opened
-    /// again by name and checked to be the same array). The old mapping is kept until
-    /// the handle is dropped, so pointers handed out before stay valid.
+    /// again by name and checked to be the same file). The old mapping is kept until
+    /// the handle is dropped, so pointers handed out before stay valid (they show the
+    /// same file: after a shrink and a regrowth, the new rows).
     pub(crate) fn map_at_least(&mut self, end: u64) -> Result<()> {
         if end <= self.map.len() as u64 {
             return Ok(());
@@ -439,6 +455,13 @@ impl Array {
             .ok()
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| Error::format(format!("{name}: too large to map ({end} bytes)")))?;
+        // In place when the address space after the mapping is free: the address stays.
+        // SAFETY: the file holds at least `len` bytes (checked above), so the grown
+        // mapping covers file pages only; nothing else refers to the mapping's address
+        // range past its old end (it was not mapped).
+        if unsafe { self.map.remap(len, memmap2::RemapOptions::new()) }.is_ok() {
+            return Ok(());
+        }
         let mut opts = MmapOptions::new();
         opts.len(len);
         let mut map = if self.is_readonly() {
@@ -466,6 +489,8 @@ impl Array {
                 ),
             )
         };
+        // Whatever is found is used only if it is the mapped file itself (same device
+        // and inode), so following links or other owners' files trusts nothing new.
         let access = Access {
             write: !self.is_readonly(),
             allow_other_owner: true,
@@ -475,25 +500,41 @@ impl Array {
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(gone("its name was deleted")),
             r => r?,
         };
-        const IDENT: std::ops::Range<usize> = off::CREATOR_PID..off::CREATED_NS + 8;
-        let mut found = [0u8; IDENT.end - IDENT.start];
-        let n = sys::pread_full(&file, &mut found, IDENT.start as u64)
-            .map_err(|e| Error::os(format!("{name}: read"), e))?;
-        let mut mine = [0u8; IDENT.end - IDENT.start];
-        // SAFETY: IDENT lies in the header page of the v1 mapping; copied through a raw
-        // pointer into a private buffer (other processes may rewrite the header, but
-        // never these bytes).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.map.as_ptr().add(IDENT.start),
-                mine.as_mut_ptr(),
-                mine.len(),
-            )
-        };
-        if n != found.len() || found != mine {
-            return Err(gone("its name now holds another array"));
+        use std::os::unix::fs::MetadataExt;
+        match self.live.ident {
+            Some(id) if id == (meta.dev(), meta.ino()) => Ok((file, meta)),
+            Some(_) => Err(gone(
+                "its name now holds another file (a copy, or another array)",
+            )),
+            None => Err(gone("the mapped file's identity is unknown")),
         }
-        Ok((file, meta))
+    }
+
+    /// True when `b` overlaps any mapping of this handle (current or retired).
+    fn maps_any(&self, b: &[u8]) -> bool {
+        let (lo, hi) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+        std::iter::once(&self.map)
+            .chain(self.live.retired.iter())
+            .any(|m| {
+                let s = m.as_ptr() as usize;
+                lo < s + m.len() && s < hi
+            })
+    }
+
+    /// True when the mapped file no longer has any name (deleted, or replaced by a
+    /// rename): appending to it would write rows nobody can find. One `fstat` of the
+    /// file this handle keeps for growth (opened on first use).
+    pub(crate) fn is_unlinked(&mut self) -> Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        let f = match self.appender_file() {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::Stale => return Ok(true),
+            Err(e) => return Err(e),
+        };
+        let m = f
+            .metadata()
+            .map_err(|e| Error::os(format!("{}: stat", self.name()), e))?;
+        Ok(m.nlink() == 0)
     }
 }
 

@@ -74,9 +74,9 @@ pub struct Entry {
 pub struct Store {
     dir: PathBuf,
     readonly: bool,
-    /// Tag of the directory (its device and inode), in shared-memory copy names so that
-    /// stores in different directories never share a copy.
-    tag: u32,
+    /// Tag of the directory (its device and inode, in hex), in shared-memory copy names
+    /// so that stores in different directories never share a copy.
+    tag: String,
     /// Arrays this store appended to, kept mapped: one-row appends cost one call.
     appending: HashMap<String, Array>,
 }
@@ -151,7 +151,13 @@ impl Store {
             ));
         }
         let dir = std::fs::canonicalize(dir).map_err(|e| Error::os(format!("store {shown}"), e))?;
-        let tag = crc32fast::hash(&[meta.dev().to_ne_bytes(), meta.ino().to_ne_bytes()].concat());
+        if dir.to_str().is_none() {
+            // Arrays are named by file:// names, which are UTF-8.
+            return Err(Error::invalid(format!(
+                "store {shown}: the path is not UTF-8"
+            )));
+        }
+        let tag = format!("{:x}.{:x}", meta.dev(), meta.ino());
         Ok(Store {
             dir,
             readonly,
@@ -319,6 +325,12 @@ impl Store {
             .appending
             .get_mut(name)
             .ok_or_else(|| Error::invalid("unreachable: no handle"))?;
+        if a.is_unlinked()? {
+            // Deleted or replaced meanwhile (by anyone: ndshm, `rm`, a rename): the rows
+            // belong to the array under the name now, or to a new one.
+            self.appending.remove(name);
+            return again(self);
+        }
         if a.dtype() != dtype || a.shape().get(1..) != Some(row_shape) {
             if a.is_stale() {
                 // Saved over by another process: the array under the name now counts.
@@ -421,7 +433,7 @@ impl Store {
                 shape,
                 order: Order::C,
                 data_offset: 0,
-                version_tag: meta.ino() ^ meta.len().rotate_left(32),
+                version_tag: isf_version(&meta),
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -478,7 +490,7 @@ impl Store {
     /// two stores never share a copy, and a saved-over array never reuses a stale one.
     pub fn shm_name(&self, e: &Entry, rows: Range<i64>) -> String {
         format!(
-            "shm://ndshm-store-{:08x}-{}-{:x}-{}-{}",
+            "shm://ndshm-store-{}-{}-{:x}-{}-{}",
             self.tag, e.name, e.version_tag, rows.start, rows.end
         )
     }
@@ -494,7 +506,14 @@ impl Store {
         rows: Option<Range<i64>>,
         timeout: Option<Duration>,
     ) -> Result<(Array, Outcome)> {
-        let e = self.entry(name)?;
+        let mut e = self.entry(name)?;
+        if e.format == EntryFormat::V1 {
+            // The contents' version too (appends, resizes, publishes): a copy of rows
+            // that changed since is never served.
+            if let Some(w) = crate::details::details(&self.v1_name(name))?.sync {
+                e.version_tag = e.version_tag.rotate_left(17) ^ (w.seq >> 1);
+            }
+        }
         let len = e.shape.first().copied().unwrap_or(0);
         let r = rows.clone().unwrap_or(0..len);
         let shm = self.shm_name(&e, r.clone());
@@ -517,7 +536,7 @@ impl Store {
     /// rows, any version); returns how many. Processes that still map one keep it.
     pub fn unload(&self, name: &str) -> Result<usize> {
         check_name(name)?;
-        let prefix = format!("ndshm-store-{:08x}-{name}-", self.tag);
+        let prefix = format!("ndshm-store-{}-{name}-", self.tag);
         let mut n = 0;
         for i in crate::list::list(None)? {
             let shown = i.name.as_str().to_string();
@@ -560,6 +579,13 @@ impl Store {
                 .map_err(|err| Error::os(format!("{}", e.path.display()), err)),
         }
     }
+}
+
+/// A version of an ISF raw file's contents: inode, size and modification time (ISF
+/// rewrites files by rename and appends in place).
+fn isf_version(meta: &std::fs::Metadata) -> u64 {
+    let t = meta.mtime() as u64 ^ (meta.mtime_nsec() as u64).rotate_left(40);
+    meta.ino() ^ meta.len().rotate_left(32) ^ t.rotate_left(13)
 }
 
 fn isf_only(name: &str, what: &str) -> Error {

@@ -99,6 +99,9 @@ pub(crate) struct Live {
     /// The array's file, opened when this handle first grew it (src/grow.rs): large
     /// appends write through it.
     pub(crate) file: Option<std::fs::File>,
+    /// Device and inode of the mapped file (None if unknown): a file opened again by
+    /// name is used only if it is this one.
+    pub(crate) ident: Option<(u64, u64)>,
 }
 
 /// How a write began (see [`Array::write_begin`]).
@@ -374,7 +377,10 @@ impl Array {
             if s & 1 == 1 {
                 if self.holds_lock() {
                     // The lock holder is the only legitimate writer: the odd count
-                    // is a dead writer's (or a lock-less writer's) unfinished write.
+                    // is a dead writer's (or a lock-less writer's) unfinished write,
+                    // which may have rewritten the header: forget what was cached.
+                    self.live.known_gen = None;
+                    self.live.header = None;
                     break WriteStart::Repair;
                 }
                 return Err(Error::new(
@@ -465,6 +471,12 @@ impl Array {
         header.geometry.dtype = dtype;
         header.geometry.shape = shape.to_vec();
         header.geometry.nbytes = nbytes;
+        // The handle never describes more than it maps.
+        let end = header
+            .geometry
+            .data_offset
+            .saturating_add(header.geometry.capacity);
+        self.map_at_least(end)?;
         self.store_header(&header);
         self.geometry = header.geometry;
         self.live.known_gen = Some(self.w32(off::SHAPE_GEN).load(Ordering::Relaxed));
@@ -543,6 +555,11 @@ impl Array {
     /// killed in between. Remembers the bytes for the next rewrite by this handle.
     pub(crate) fn store_header_bytes(&mut self, bytes: &[u8; CHECKED_BYTES]) {
         debug_assert!(self.live.writing);
+        // The generation changes before the first byte and again after the last: a
+        // rewrite cut short (a writer killed) still changed it, so no handle trusts
+        // what it cached of the header before.
+        self.w32(off::SHAPE_GEN).fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::Release);
         // SAFETY: both ranges lie in the header page of the writable v1 mapping (checked
         // by write_begin: v1, read-write); written through raw pointers from a private
         // buffer. Readers validate what they read of it with the seqlock.

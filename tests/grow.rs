@@ -411,3 +411,64 @@ fn concurrent_appenders_in_processes_lose_no_row() {
     assert_eq!(&next[1..], &[per, per, per]);
     let _ = run(&mut Command::new("true"));
 }
+
+/// Found in review: a handle that refreshed before another appender died in the middle
+/// of rewriting the header (the shadow complete, the header torn) must not append with
+/// what it cached: it reads the shadow, maps the grown file, and appends after it.
+#[test]
+fn an_appender_after_a_torn_rewrite_uses_the_shadow_and_maps_the_growth() {
+    use std::os::unix::fs::FileExt;
+    let t = TempName::new("grow-torn");
+    let mut a = Array::create(&t.shm(), &[4, 16], Dtype::Float64, &Default::default()).unwrap();
+    a.copy_from(&rows(0, 4, 16)).unwrap();
+    let mut r = Array::attach(&t.shm(), &Default::default()).unwrap();
+    r.refresh().unwrap();
+    // Another appender grows the array a lot, then (as if killed mid-rewrite) leaves
+    // the header torn: the shadow is complete, the generation has changed.
+    a.append(&rows(4, 100_000, 16)).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path())
+        .unwrap();
+    f.write_all_at(&[0xEE; 64], 80).unwrap();
+    drop(a);
+    assert_eq!(r.append(&rows(100_004, 1, 16)).unwrap(), 100_005);
+    check_pattern(&r);
+    let b = Array::attach(&t.shm(), &Default::default()).unwrap();
+    assert_eq!(b.shape(), &[100_005, 16]);
+    check_pattern(&b);
+}
+
+/// Found in review: a byte copy of the array moved under its name has the same header
+/// identity; the handle must not grow the copy (nor leave its own lock held).
+#[test]
+fn a_copy_under_the_name_is_never_grown_by_the_old_handle() {
+    let t = TempName::new("grow-copy");
+    let mut a = Array::create(&t.shm(), &[4, 16], Dtype::Float64, &Default::default()).unwrap();
+    a.copy_from(&rows(0, 4, 16)).unwrap();
+    let copy = t.path().with_extension("copy");
+    std::fs::copy(t.path(), &copy).unwrap();
+    std::fs::rename(&copy, t.path()).unwrap();
+    let e = a.append(&rows(4, 10_000, 16)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Stale, "{e}");
+    assert!(!a.holds_lock(), "the lock is released");
+    assert_eq!(a.shape(), &[4, 16]);
+    let b = Array::attach(&t.shm(), &Default::default()).unwrap();
+    assert_eq!(b.shape(), &[4, 16], "the copy is untouched");
+    check_pattern(&b);
+}
+
+/// Found in review: rows taken from the array itself (here: rows a shrink dropped)
+/// overlap the destination; they are copied out first.
+#[test]
+fn appending_rows_of_the_array_itself_is_safe() {
+    let t = TempName::new("grow-alias");
+    let mut a = Array::create(&t.shm(), &[100, 16], Dtype::Float64, &Default::default()).unwrap();
+    a.copy_from(&rows(0, 100, 16)).unwrap();
+    // SAFETY: the mapping stays alive with the handle; nobody else writes it.
+    let view = unsafe { std::slice::from_raw_parts(a.as_ptr() as *const f64, 100 * 16) };
+    let tail: Vec<f64> = view[50 * 16..90 * 16].to_vec();
+    a.set_len(60).unwrap();
+    assert_eq!(a.append(&view[50 * 16..90 * 16]).unwrap(), 100);
+    assert_eq!(&a.to_vec::<f64>().unwrap()[60 * 16..], &tail[..]);
+}

@@ -286,3 +286,31 @@ fn appends_follow_an_array_saved_over_or_deleted_elsewhere() {
     assert!(old.is_stale());
     assert_eq!(old.append(&[1u8, 1]).unwrap_err().kind(), ErrorKind::Stale);
 }
+
+/// Found in review: a store's cached handle must not append into a file that was
+/// deleted or replaced by other means (ndshm's delete, `rm`), and a shared-memory copy
+/// must not be served after the array's rows changed.
+#[test]
+fn appends_follow_deletes_by_anyone_and_copies_follow_changes() {
+    let d = TempDir::new("store-rm");
+    let mut s = Store::open(&d.path, false).unwrap();
+    let _u = Unload::new(&s, &["t"]);
+    s.append("t", &[2], Dtype::Uint8, 1, &[1, 1]).unwrap();
+    s.append("t", &[2], Dtype::Uint8, 1, &[2, 2]).unwrap();
+    Array::delete(&format!("file://{}/t", d.path.display())).unwrap();
+    assert_eq!(s.append("t", &[2], Dtype::Uint8, 1, &[3, 3]).unwrap(), 1);
+    std::fs::remove_file(d.path.join("t")).unwrap();
+    assert_eq!(s.append("t", &[2], Dtype::Uint8, 1, &[4, 4]).unwrap(), 1);
+    assert_eq!(s.append("t", &[2], Dtype::Uint8, 1, &[5, 5]).unwrap(), 2);
+    let (c1, _) = s.load_shm("t", Some(0..2), None).unwrap();
+    assert_eq!(c1.to_vec::<u8>().unwrap(), vec![4, 4, 5, 5]);
+    let mut a = s.open_array("t").unwrap();
+    a.set_len(1).unwrap();
+    a.append(&[9u8, 9]).unwrap();
+    let (c2, _) = s.load_shm("t", Some(0..2), None).unwrap();
+    assert_eq!(
+        c2.to_vec::<u8>().unwrap(),
+        vec![4, 4, 9, 9],
+        "not the stale copy"
+    );
+}

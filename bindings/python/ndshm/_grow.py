@@ -7,7 +7,7 @@ appends.
     >>> b = ndshm.refresh(b)                 # now shows the appended rows
 
 A numpy array's shape is fixed, so each call returns a new array over the grown data;
-arrays obtained before keep showing the rows they showed (their memory stays mapped
+arrays obtained before stay valid: they show the same file (their memory stays mapped
 until the last of them is gone). The protocol (in place, crash safe, appenders
 serialised by the array's lock) is in src/grow.rs and docs/FORMAT.md.
 """
