@@ -39,6 +39,19 @@ def timed(fn, reps):
     return out
 
 
+def interleaved(fns, reps, batch=50):
+    """{impl: times} for {impl: fn}, running the implementations in alternating
+    batches (as bench.c does floor and ndshm) so the machine's noise hits all alike."""
+    times = {k: [] for k in fns}
+    done = 0
+    while done < reps:
+        n = min(batch, reps - done)
+        for k, f in fns.items():
+            times[k] += timed(f, n)
+        done += n
+    return times
+
+
 def peers():
     """{impl: (create_delete(size) -> None, setup(size) -> cleanup, attach_release())}"""
     impls = {}
@@ -191,14 +204,21 @@ def main():
     listing([(1000, 5), (5000, 2)] if QUICK else [(1000, 30), (50000, 5)])
     impls = peers()
     for label, size, reps in SIZES:
-        for impl, (create, _) in impls.items():
-            report("py create+delete", label, impl, timed(create(size), reps))
-        for impl, (_, setup) in impls.items():
-            if setup is None:
-                continue
-            attach, cleanup = setup(size)
-            report("py attach+release", label, impl, timed(attach, reps))
-            cleanup()
+        creates = {impl: create(size) for impl, (create, _) in impls.items()}
+        for f in creates.values():
+            f()  # warm-up
+        for impl, times in interleaved(creates, reps).items():
+            report("py create+delete", label, impl, times)
+        setups = {impl: setup(size) for impl, (_, setup) in impls.items() if setup is not None}
+        try:
+            attaches = {impl: attach for impl, (attach, _) in setups.items()}
+            for f in attaches.values():
+                f()
+            for impl, times in interleaved(attaches, reps).items():
+                report("py attach+release", label, impl, times)
+        finally:
+            for _, cleanup in setups.values():
+                cleanup()
 
 
 if __name__ == "__main__":

@@ -685,6 +685,29 @@ static PyObject *int_or_none(long long v, int none) {
     return PyLong_FromLongLong(v);
 }
 
+/* The host string of the last entry listed (see entry_desc); owned. */
+static PyObject *last_host;
+static size_t last_host_len;
+static char last_host_bytes[sizeof(((sa_list_entry *)0)->host)];
+
+/* Takes a new tuple (or tuple subclass instance, e.g. an ArrayDesc) out of the cyclic
+ * garbage collector when none of its items is tracked: such a tuple cannot be part of
+ * a reference cycle (tuples are immutable, and their items hold no references the
+ * collector follows), which is exactly when CPython's collector untracks a tuple itself
+ * (at its first collection). Doing it at creation spares listing 50,000 arrays the
+ * collections that traverse every entry made so far (~0.8 us per entry measured).
+ * NULL is a no-op. */
+static void untrack_if_atomic(PyObject *t) {
+    if (t == NULL || !PyTuple_Check(t) || !PyObject_GC_IsTracked(t))
+        return;
+    Py_ssize_t n = PyTuple_Size(t);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyObject_GC_IsTracked(PyTuple_GetItem(t, i))) /* borrowed, alive in t */
+            return;
+    }
+    PyObject_GC_UnTrack(t);
+}
+
 /* One ArrayDesc (as ndshm._desc makes it) from an entry; NULL with an exception. */
 static PyObject *entry_desc(const sa_list_entry *e) {
     const char *ts = api.sa_dtype_str(e->dtype);
@@ -703,12 +726,30 @@ static PyObject *entry_desc(const sa_list_entry *e) {
             Py_CLEAR(dims);
         }
     }
+    untrack_if_atomic(dims);
     PyObject *fmt = PyLong_FromLong(e->format);
     PyObject *fname = fmt ? PyDict_GetItemWithError(formats, fmt) : NULL; /* borrowed */
     Py_XDECREF(fmt);
     if (fname == NULL && !PyErr_Occurred())
         fname = s_unknown;
     Py_XINCREF(fname);
+    /* The host: usually the same for every entry, so the last one's string is reused
+     * (compared by content; strings are immutable). */
+    size_t hlen = strnlen(e->host, sizeof e->host);
+    PyObject *host;
+    if (last_host != NULL && hlen == last_host_len && memcmp(e->host, last_host_bytes, hlen) == 0) {
+        host = last_host;
+        Py_INCREF(host);
+    } else {
+        host = PyUnicode_DecodeUTF8(e->host, (Py_ssize_t)hlen, "replace");
+        if (host != NULL) {
+            Py_XDECREF(last_host);
+            Py_INCREF(host);
+            last_host = host;
+            last_host_len = hlen;
+            memcpy(last_host_bytes, e->host, hlen); /* hlen <= sizeof e->host == sizeof last_host_bytes */
+        }
+    }
     PyObject *alive = e->creator_alive == 1 ? Py_True : e->creator_alive == 0 ? Py_False : Py_None;
     Py_INCREF(alive);
     PyObject *order = e->order == SA_ORDER_F ? s_F : s_C;
@@ -717,7 +758,6 @@ static PyObject *entry_desc(const sa_list_entry *e) {
     Py_INCREF(order);
     Py_INCREF(state);
     Py_INCREF(backend);
-    /* host is NUL-terminated within its 64 bytes by contract; strnlen bounds it anyway. */
     PyObject *items[15] = {
         PyUnicode_DecodeUTF8(e->name, (Py_ssize_t)strlen(e->name), "surrogateescape"),
         (PyObject *)descr_for(ts),
@@ -732,7 +772,7 @@ static PyObject *entry_desc(const sa_list_entry *e) {
         PyLong_FromLongLong(e->created_ns),
         PyLong_FromUnsignedLong(e->mode),
         PyLong_FromUnsignedLong(e->uid),
-        PyUnicode_DecodeUTF8(e->host, (Py_ssize_t)strnlen(e->host, sizeof e->host), "replace"),
+        host,
         backend,
     };
     int failed = 0;
@@ -754,6 +794,7 @@ static PyObject *entry_desc(const sa_list_entry *e) {
      * the Python-level call. */
     PyObject *r = PyObject_CallFunctionObjArgs(tuple_new, desc_type, v, NULL);
     Py_DECREF(v);
+    untrack_if_atomic(r);
     return r;
 }
 
