@@ -398,10 +398,20 @@ static PyObject *ext_wrap(PyObject *self, PyObject *arg) {
     for (int i = 0; i < nd; i++) {
         shape[i] = (npy_intp)d.shape[i];
         strides[i] = (npy_intp)d.strides[i];
-        /* PyTuple_SetItem steals the item, also on failure; a NULL item fails it. */
-        if (!bad && (PyTuple_SetItem(tshape, i, PyLong_FromLongLong(d.shape[i])) < 0 ||
-                     PyTuple_SetItem(tstrides, i, PyLong_FromLongLong(d.strides[i])) < 0))
+        if (bad)
+            continue;
+        /* PyTuple_SetItem steals the item, also on failure; it does not refuse NULL, so
+         * a failed PyLong is checked first (its exception is set). */
+        PyObject *x = PyLong_FromLongLong(d.shape[i]), *y = PyLong_FromLongLong(d.strides[i]);
+        if (x == NULL || y == NULL) {
+            Py_XDECREF(x);
+            Py_XDECREF(y);
             bad = 1;
+        } else {
+            int r1 = PyTuple_SetItem(tshape, i, x); /* each steals its item, also on failure */
+            int r2 = PyTuple_SetItem(tstrides, i, y);
+            bad = r1 < 0 || r2 < 0;
+        }
     }
     PyObject *iface = bad ? NULL : Py_BuildValue("(OOs)", tshape, tstrides, d.typestr ? d.typestr : "");
     Py_XDECREF(tshape);
