@@ -381,12 +381,11 @@ static PyObject *ext_wrap(PyObject *self, PyObject *arg) {
         api.sa_release(h); /* ...so release here, once */
         return NULL;
     }
-    Py_INCREF(Py_None);
-    Py_INCREF(Py_None);
+    /* Each value is made only when its turn comes (|| stops at the first failure). */
     if (set(base, s_addr, PyLong_FromVoidPtr(d.data)) < 0 || set(base, s_size, PyLong_FromSize_t(d.nbytes)) < 0 ||
         set(base, s_readonly, PyBool_FromLong(d.readonly != 0)) < 0 ||
-        set(base, s_format, PyLong_FromLong(d.format)) < 0 || set(base, s_given_name, Py_None) < 0 ||
-        set(base, s_geom, Py_None) < 0) {
+        set(base, s_format, PyLong_FromLong(d.format)) < 0 || PyObject_SetAttr(base, s_given_name, Py_None) < 0 ||
+        PyObject_SetAttr(base, s_geom, Py_None) < 0) {
         Py_DECREF(base);
         return NULL;
     }
