@@ -1028,8 +1028,9 @@ int sa_resize(struct sa_array *arr, int64_t len);
  * Makes the handle describe the array as it is now, after another process appended,
  * resized or published a new shape: `*changed` (may be NULL) is 1 when the shape or
  * dtype changed, else 0. Cheap when nothing changed (one atomic load); never waits.
- * `sa_data` may change; pointers from before stay valid (showing the rows they
- * showed) until `sa_release`. Rows up to the new length are complete (data that a
+ * `sa_data` may change; pointers from before stay valid until `sa_release` (they
+ * show the same file: the rows they showed, unless the array was shrunk and grown
+ * again). Rows up to the new length are complete (data that a
  * publishing writer is rewriting are not: read those with a snapshot). Arrays in the
  * SharedArray or `.npy` layout never change: `*changed` is 0.
  *
