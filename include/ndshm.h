@@ -1084,7 +1084,8 @@ void sa_list_free(struct sa_list_entry *entries, size_t count);
 int sa_info(const char *name, struct sa_list_entry **out);
 
 /**
- * Opens the array store in directory `dir` into `*out`, creating the directory unless
+ * Opens the array store in directory `dir` into `*out` (usable from several threads at
+ * once), creating the directory unless
  * `flags` has `SA_READONLY`. A read-only store maps arrays read-only and refuses every
  * change with `SA_ERR_READ_ONLY`. The store also reads directories of ISF's
  * `SharedNumpyStore` (raw files named `NAME__D0_..._Dn__DTYPE`: listed and loadable
@@ -1116,11 +1117,11 @@ void sa_store_close(struct sa_store *store);
  * `SA_ERR_READ_ONLY`, `SA_ERR_NO_SPACE`, `SA_ERR_PERMISSION`, `SA_ERR_IO`.
  *
  * # Safety
- * `store` is NULL or a live store not used by another thread during the call; `name`
+ * `store` is NULL or a live store (stores may be used from several threads at once); `name`
  * NULL or a NUL-terminated string; `shape` NULL or `ndim` `int64_t`; `data` NULL or
  * the array's bytes (the product of `shape` times the item size).
  */
-int sa_store_save(struct sa_store *store,
+int sa_store_save(const struct sa_store *store,
                   const char *name,
                   int32_t ndim,
                   const int64_t *shape,
@@ -1143,7 +1144,7 @@ int sa_store_save(struct sa_store *store,
  * # Safety
  * As `sa_store_save`; `rows` NULL or `nrows` rows; `new_len` NULL or writable.
  */
-int sa_store_append(struct sa_store *store,
+int sa_store_append(const struct sa_store *store,
                     const char *name,
                     int32_t row_ndim,
                     const int64_t *row_shape,
@@ -1206,10 +1207,10 @@ int sa_store_unload(const struct sa_store *store, const char *name, size_t *coun
  * `SA_ERR_PERMISSION`, `SA_ERR_IO`.
  *
  * # Safety
- * `store` NULL or a live store not used by another thread during the call; `name`
+ * `store` NULL or a live store (stores may be used from several threads at once); `name`
  * NULL or a NUL-terminated string.
  */
-int sa_store_delete(struct sa_store *store, const char *name);
+int sa_store_delete(const struct sa_store *store, const char *name);
 
 /**
  * Lists the store's arrays, sorted by name, into a new array of `*count` entries at

@@ -77,8 +77,9 @@ pub struct Store {
     /// Tag of the directory (its device and inode, in hex), in shared-memory copy names
     /// so that stores in different directories never share a copy.
     tag: String,
-    /// Arrays this store appended to, kept mapped: one-row appends cost one call.
-    appending: HashMap<String, Array>,
+    /// Arrays this store appended to, kept mapped: one-row appends cost one call. Behind
+    /// a mutex: a store may be used from several threads at once.
+    appending: std::sync::Mutex<HashMap<String, Array>>,
 }
 
 /// Checks a name for use in a store: 1 to [`MAX_STORE_NAME`] bytes, no `/`, NUL or
@@ -162,7 +163,7 @@ impl Store {
             dir,
             readonly,
             tag,
-            appending: HashMap::new(),
+            appending: Default::default(),
         })
     }
 
@@ -195,7 +196,7 @@ impl Store {
     /// a failure (a full filesystem) leaves the old one. Replaces an array of that
     /// name, in either format.
     pub fn save(
-        &mut self,
+        &self,
         name: &str,
         shape: &[i64],
         dtype: Dtype,
@@ -234,7 +235,7 @@ impl Store {
         if let Some((f, _)) = old {
             crate::sync::mark_stale(&f);
         }
-        self.appending.remove(name);
+        self.handles().remove(name);
         if let Some(old) = isf {
             // The v1 file is complete under the name: the ISF one is a stale duplicate.
             let _ = std::fs::remove_file(old);
@@ -248,7 +249,7 @@ impl Store {
     /// ([`ErrorKind::Mismatch`] otherwise: nothing is converted). See
     /// [`Array::append_bytes`] for growth, locking and crash safety.
     pub fn append(
-        &mut self,
+        &self,
         name: &str,
         row_shape: &[i64],
         dtype: Dtype,
@@ -259,7 +260,7 @@ impl Store {
     }
 
     fn append_try(
-        &mut self,
+        &self,
         name: &str,
         row_shape: &[i64],
         dtype: Dtype,
@@ -271,72 +272,35 @@ impl Store {
         check_name(name)?;
         // Each retry follows an array saved over or deleted meanwhile: a name that keeps
         // changing is an error, not a loop.
-        let again = |s: &mut Self| {
+        let again = || {
             if tries >= 3 {
                 return Err(Error::new(
                     ErrorKind::Stale,
                     format!("{name}: replaced again and again while appending"),
                 ));
             }
-            s.append_try(name, row_shape, dtype, nrows, data, tries + 1)
+            self.append_try(name, row_shape, dtype, nrows, data, tries + 1)
         };
-        let mut shape = Vec::with_capacity(row_shape.len() + 1);
-        shape.push(i64::try_from(nrows).map_err(|_| Error::invalid("too many rows"))?);
-        shape.extend_from_slice(row_shape);
-        if !self.appending.contains_key(name) {
-            match Array::attach(&self.v1_name(name), &AttachOptions::default()) {
+        let mut map = self.handles();
+        if !map.contains_key(name) {
+            match self.attach_or_create(name, row_shape, dtype, nrows, data)? {
+                Err(len) => return Ok(len),
                 Ok(a) => {
-                    self.appending.insert(name.to_string(), a);
+                    map.insert(name.to_string(), a);
                 }
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    if self.isf_file(name)?.is_some() {
-                        return Err(isf_only(name, "appending"));
-                    }
-                    // First rows: a new array, created atomically (a concurrent first
-                    // append of the same name loses the race and appends instead).
-                    let an = ArrayName::parse(&self.v1_name(name))?;
-                    let opts = CreateOptions::default();
-                    let g = new_geometry(&an, &shape, dtype, &opts)?;
-                    if data.len() as u64 != g.nbytes {
-                        return Err(Error::invalid(format!(
-                            "{an}: {nrows} rows of {row_shape:?} {dtype} have {} bytes, the data {}",
-                            g.nbytes,
-                            data.len()
-                        )));
-                    }
-                    let mut w = Writer::begin(&an, opts.share.mode())?;
-                    w.write_header(&new_header(&g), State::Ready)?;
-                    w.reserve(false)?;
-                    sys::pwrite_all(w.file(), data, g.data_offset)
-                        .map_err(|e| Error::os(format!("{an}: write"), e))?;
-                    match w.publish(false) {
-                        Ok(_) => return Ok(shape[0]),
-                        Err(e) if e.kind() == ErrorKind::Exists => {
-                            let a = Array::attach(&self.v1_name(name), &AttachOptions::default())?;
-                            self.appending.insert(name.to_string(), a);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                Err(e) => return Err(e),
             }
         }
-        let a = self
-            .appending
+        let a = map
             .get_mut(name)
             .ok_or_else(|| Error::invalid("unreachable: no handle"))?;
-        if a.is_unlinked()? {
+        if a.is_unlinked()? || a.is_stale() {
             // Deleted or replaced meanwhile (by anyone: ndshm, `rm`, a rename): the rows
             // belong to the array under the name now, or to a new one.
-            self.appending.remove(name);
-            return again(self);
+            map.remove(name);
+            drop(map);
+            return again();
         }
         if a.dtype() != dtype || a.shape().get(1..) != Some(row_shape) {
-            if a.is_stale() {
-                // Saved over by another process: the array under the name now counts.
-                self.appending.remove(name);
-                return again(self);
-            }
             a.refresh()?;
             if a.dtype() != dtype {
                 return Err(Error::new(
@@ -360,13 +324,69 @@ impl Store {
             }
         }
         match a.append_bytes(nrows, data) {
-            // Saved over or deleted by someone else since this store mapped it: the
-            // rows belong to the array now under the name.
+            // Saved over or deleted by someone else since the check: the rows belong to
+            // the array now under the name.
             Err(e) if e.kind() == ErrorKind::Stale => {
-                self.appending.remove(name);
-                again(self)
+                map.remove(name);
+                drop(map);
+                again()
             }
             r => r,
+        }
+    }
+
+    /// The handles this store appends through (one per array, kept mapped).
+    fn handles(&self) -> std::sync::MutexGuard<'_, HashMap<String, Array>> {
+        // A panic while holding it leaves handles that are still valid.
+        self.appending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The array `name` attached for appending (`Ok`), or, when there is none, created
+    /// with the `nrows` rows in `data` (`Err(length)`): atomically, so a concurrent first
+    /// append of the same name loses the race and appends to the winner's array.
+    fn attach_or_create(
+        &self,
+        name: &str,
+        row_shape: &[i64],
+        dtype: Dtype,
+        nrows: u64,
+        data: &[u8],
+    ) -> Result<std::result::Result<Array, i64>> {
+        let v1 = self.v1_name(name);
+        match Array::attach(&v1, &AttachOptions::default()) {
+            Ok(a) => return Ok(Ok(a)),
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+            Err(_) => {}
+        }
+        if self.isf_file(name)?.is_some() {
+            return Err(isf_only(name, "appending"));
+        }
+        let mut shape = Vec::with_capacity(row_shape.len() + 1);
+        shape.push(i64::try_from(nrows).map_err(|_| Error::invalid("too many rows"))?);
+        shape.extend_from_slice(row_shape);
+        let an = ArrayName::parse(&v1)?;
+        let opts = CreateOptions::default();
+        let g = new_geometry(&an, &shape, dtype, &opts)?;
+        if data.len() as u64 != g.nbytes {
+            return Err(Error::invalid(format!(
+                "{an}: {nrows} rows of {row_shape:?} {dtype} have {} bytes, the data {}",
+                g.nbytes,
+                data.len()
+            )));
+        }
+        let mut w = Writer::begin(&an, opts.share.mode())?;
+        w.write_header(&new_header(&g), State::Ready)?;
+        w.reserve(false)?;
+        sys::pwrite_all(w.file(), data, g.data_offset)
+            .map_err(|e| Error::os(format!("{an}: write"), e))?;
+        match w.publish(false) {
+            Ok(_) => Ok(Err(shape[0])),
+            Err(e) if e.kind() == ErrorKind::Exists => {
+                Ok(Ok(Array::attach(&v1, &AttachOptions::default())?))
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -557,10 +577,10 @@ impl Store {
     }
 
     /// Deletes `name` (in either format). [`ErrorKind::NotFound`] when there is none.
-    pub fn delete(&mut self, name: &str) -> Result<()> {
+    pub fn delete(&self, name: &str) -> Result<()> {
         self.writable()?;
         let e = self.entry(name)?;
-        self.appending.remove(name);
+        self.handles().remove(name);
         match e.format {
             EntryFormat::V1 => {
                 let an = ArrayName::parse(&self.v1_name(name))?;

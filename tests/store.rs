@@ -34,7 +34,7 @@ impl Drop for Unload {
 #[test]
 fn save_append_list_map_load_delete() {
     let d = TempDir::new("store");
-    let mut s = Store::open(&d.path.join("sub"), false).unwrap();
+    let s = Store::open(&d.path.join("sub"), false).unwrap();
     let _u = Unload::new(&s, &["a", "b"]);
     s.save(
         "a",
@@ -139,10 +139,10 @@ fn read_only_stores_change_nothing() {
             .kind(),
         ErrorKind::NotFound
     );
-    let mut w = Store::open(&d.path, false).unwrap();
+    let w = Store::open(&d.path, false).unwrap();
     w.save("x", &[3], Dtype::Uint8, Order::C, &[1, 2, 3])
         .unwrap();
-    let mut r = Store::open(&d.path, true).unwrap();
+    let r = Store::open(&d.path, true).unwrap();
     let _u = Unload::new(&r, &["x"]);
     for e in [
         r.save("y", &[1], Dtype::Uint8, Order::C, &[0]).unwrap_err(),
@@ -176,7 +176,7 @@ fn isf_directories_are_listed_and_loaded() {
     std::fs::write(d.path.join("old__5__float64.saving"), [0u8; 40]).unwrap();
     // Shorter than its name says (ISF died writing it): not listed.
     std::fs::write(d.path.join("short__10__float64"), [0u8; 8]).unwrap();
-    let mut s = Store::open(&d.path, false).unwrap();
+    let s = Store::open(&d.path, false).unwrap();
     let _u = Unload::new(&s, &["voltage", "spikes"]);
     let l = s.list().unwrap();
     let got: Vec<_> = l
@@ -216,8 +216,8 @@ fn isf_directories_are_listed_and_loaded() {
 #[test]
 fn two_stores_never_share_a_copy() {
     let (d1, d2) = (TempDir::new("store-one"), TempDir::new("store-two"));
-    let mut s1 = Store::open(&d1.path, false).unwrap();
-    let mut s2 = Store::open(&d2.path, false).unwrap();
+    let s1 = Store::open(&d1.path, false).unwrap();
+    let s2 = Store::open(&d2.path, false).unwrap();
     let (_u1, _u2) = (Unload::new(&s1, &["x"]), Unload::new(&s2, &["x"]));
     s1.save("x", &[2], Dtype::Uint8, Order::C, &[1, 1]).unwrap();
     s2.save("x", &[2], Dtype::Uint8, Order::C, &[2, 2]).unwrap();
@@ -264,8 +264,8 @@ fn the_store_from_c() {
 #[test]
 fn appends_follow_an_array_saved_over_or_deleted_elsewhere() {
     let d = TempDir::new("store-follow");
-    let mut a = Store::open(&d.path, false).unwrap();
-    let mut b = Store::open(&d.path, false).unwrap();
+    let a = Store::open(&d.path, false).unwrap();
+    let b = Store::open(&d.path, false).unwrap();
     assert_eq!(a.append("t", &[2], Dtype::Uint8, 1, &[1, 1]).unwrap(), 1);
     assert_eq!(a.append("t", &[2], Dtype::Uint8, 1, &[2, 2]).unwrap(), 2);
     b.save("t", &[5, 2], Dtype::Uint8, Order::C, &[9; 10])
@@ -293,7 +293,7 @@ fn appends_follow_an_array_saved_over_or_deleted_elsewhere() {
 #[test]
 fn appends_follow_deletes_by_anyone_and_copies_follow_changes() {
     let d = TempDir::new("store-rm");
-    let mut s = Store::open(&d.path, false).unwrap();
+    let s = Store::open(&d.path, false).unwrap();
     let _u = Unload::new(&s, &["t"]);
     s.append("t", &[2], Dtype::Uint8, 1, &[1, 1]).unwrap();
     s.append("t", &[2], Dtype::Uint8, 1, &[2, 2]).unwrap();
@@ -313,4 +313,35 @@ fn appends_follow_deletes_by_anyone_and_copies_follow_changes() {
         vec![4, 4, 9, 9],
         "not the stale copy"
     );
+}
+
+/// One store used from several threads at once (as the C API allows): appends to one
+/// array and to separate arrays are all kept, whole.
+#[test]
+fn one_store_from_many_threads() {
+    let d = TempDir::new("store-threads");
+    let s = Store::open(&d.path, false).unwrap();
+    std::thread::scope(|sc| {
+        for t in 0..4u8 {
+            let s = &s;
+            sc.spawn(move || {
+                for _ in 0..500 {
+                    s.append("shared", &[4], Dtype::Uint8, 1, &[t; 4]).unwrap();
+                    s.append(&format!("own{t}"), &[4], Dtype::Uint8, 1, &[t; 4])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let v = s.open_array("shared").unwrap().to_vec::<u8>().unwrap();
+    assert_eq!(v.len(), 4 * 500 * 4);
+    assert!(
+        v.chunks(4).all(|r| r.iter().all(|&x| x == r[0])),
+        "rows whole"
+    );
+    for t in 0..4u8 {
+        assert_eq!(v.chunks(4).filter(|r| r[0] == t).count(), 500);
+        let own = s.open_array(&format!("own{t}")).unwrap();
+        assert_eq!(own.shape(), &[500, 4]);
+    }
 }

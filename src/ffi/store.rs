@@ -9,8 +9,7 @@ use super::array::{SA_MAX_NDIM, SA_ORDER_F, SA_READONLY, into_handle, sa_array, 
 use super::dataset::opened;
 use super::dtype::{dtype_arg, sa_dtype};
 use super::{
-    Castable, free_box, guard, guard_value, null_arg, out_arg, str_arg, to_box, try_mut, try_ref,
-    write_out,
+    Castable, free_box, guard, guard_value, null_arg, out_arg, str_arg, to_box, try_ref, write_out,
 };
 use crate::error::Error;
 use crate::format::{Order, nbytes_for};
@@ -47,7 +46,8 @@ pub struct sa_store_entry {
     pub shape: [i64; SA_MAX_NDIM],
 }
 
-/// Opens the array store in directory `dir` into `*out`, creating the directory unless
+/// Opens the array store in directory `dir` into `*out` (usable from several threads at
+/// once), creating the directory unless
 /// `flags` has `SA_READONLY`. A read-only store maps arrays read-only and refuses every
 /// change with `SA_ERR_READ_ONLY`. The store also reads directories of ISF's
 /// `SharedNumpyStore` (raw files named `NAME__D0_..._Dn__DTYPE`: listed and loadable
@@ -100,12 +100,12 @@ pub unsafe extern "C" fn sa_store_close(store: *mut sa_store) {
 /// `SA_ERR_READ_ONLY`, `SA_ERR_NO_SPACE`, `SA_ERR_PERMISSION`, `SA_ERR_IO`.
 ///
 /// # Safety
-/// `store` is NULL or a live store not used by another thread during the call; `name`
+/// `store` is NULL or a live store (stores may be used from several threads at once); `name`
 /// NULL or a NUL-terminated string; `shape` NULL or `ndim` `int64_t`; `data` NULL or
 /// the array's bytes (the product of `shape` times the item size).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_store_save(
-    store: *mut sa_store,
+    store: *const sa_store,
     name: *const c_char,
     ndim: i32,
     shape: *const i64,
@@ -117,7 +117,7 @@ pub unsafe extern "C" fn sa_store_save(
         // SAFETY: per this function's contract (each helper checks NULL).
         let (s, name, shape) = unsafe {
             (
-                try_mut::<sa_store>(store, "store")?,
+                try_ref::<sa_store>(store, "store")?,
                 str_arg(name, "name")?,
                 shape_arg(ndim, shape)?,
             )
@@ -172,7 +172,7 @@ unsafe fn bytes_arg<'a>(p: *const c_void, n: u64, what: &str) -> Result<&'a [u8]
 /// As `sa_store_save`; `rows` NULL or `nrows` rows; `new_len` NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_store_append(
-    store: *mut sa_store,
+    store: *const sa_store,
     name: *const c_char,
     row_ndim: i32,
     row_shape: *const i64,
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn sa_store_append(
         // SAFETY: per this function's contract (each helper checks NULL).
         let (s, name, row_shape) = unsafe {
             (
-                try_mut::<sa_store>(store, "store")?,
+                try_ref::<sa_store>(store, "store")?,
                 str_arg(name, "name")?,
                 shape_arg(row_ndim, row_shape)?,
             )
@@ -298,13 +298,13 @@ pub unsafe extern "C" fn sa_store_unload(
 /// `SA_ERR_PERMISSION`, `SA_ERR_IO`.
 ///
 /// # Safety
-/// `store` NULL or a live store not used by another thread during the call; `name`
+/// `store` NULL or a live store (stores may be used from several threads at once); `name`
 /// NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sa_store_delete(store: *mut sa_store, name: *const c_char) -> c_int {
+pub unsafe extern "C" fn sa_store_delete(store: *const sa_store, name: *const c_char) -> c_int {
     guard(|| {
         // SAFETY: per this function's contract.
-        let (s, name) = unsafe { (try_mut::<sa_store>(store, "store")?, str_arg(name, "name")?) };
+        let (s, name) = unsafe { (try_ref::<sa_store>(store, "store")?, str_arg(name, "name")?) };
         s.delete(name)
     })
 }
