@@ -525,16 +525,13 @@ impl Array {
     /// rename): appending to it would write rows nobody can find. One `fstat` of the
     /// file this handle keeps for growth (opened on first use).
     pub(crate) fn is_unlinked(&mut self) -> Result<bool> {
-        use std::os::unix::fs::MetadataExt;
         let f = match self.appender_file() {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::Stale => return Ok(true),
             Err(e) => return Err(e),
         };
-        let m = f
-            .metadata()
-            .map_err(|e| Error::os(format!("{}: stat", self.name()), e))?;
-        Ok(m.nlink() == 0)
+        let m = sys::fstat(f).map_err(|e| Error::os(format!("{}: stat", self.name()), e))?;
+        Ok(m.nlink == 0)
     }
 }
 

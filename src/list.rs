@@ -84,6 +84,7 @@ pub fn info(name: &str) -> Result<Info> {
         size: meta.len(),
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
+        nlink: meta.nlink(),
     };
     Ok(describe(name, s, st, &mut Liveness::default()))
 }

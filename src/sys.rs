@@ -336,6 +336,8 @@ pub(crate) struct FileStat {
     pub mode: u32,
     /// Owner.
     pub uid: u32,
+    /// Number of names (hard links); 0 once deleted.
+    pub nlink: u64,
 }
 
 /// `fstat(2)`: cheaper than the `statx` that `File::metadata` makes (which also asks
@@ -351,6 +353,9 @@ pub(crate) fn fstat(f: &File) -> io::Result<FileStat> {
         size: st.st_size as u64,
         mode: st.st_mode & 0o7777,
         uid: st.st_uid,
+        // nlink_t is 32 bits on some targets.
+        #[allow(clippy::unnecessary_cast)]
+        nlink: st.st_nlink as u64,
     })
 }
 

@@ -46,7 +46,7 @@
 #define SA_FUNCTIONS(X)                                                                  \
     X(sa_create) X(sa_create_ex) X(sa_attach_ex) X(sa_release) X(sa_describe)            \
     X(sa_delete_ex) X(sa_get_version) X(sa_wait_version) X(sa_publish) X(sa_read_copy)   \
-    X(sa_list) X(sa_list_free) X(sa_dtype_str)
+    X(sa_list) X(sa_list_free) X(sa_dtype_str) X(sa_dtype_from_str) X(sa_store_append)
 
 static struct {
 #define DECLARE(f) __typeof__(f) *f;
@@ -847,7 +847,95 @@ static PyObject *ext_list(PyObject *self, PyObject *arg) {
 
 /* ----------------------------------------------------------------------- module */
 
+/* The library's dtype code of a numpy dtype, or -1 (not one of ndshm's dtypes: the
+ * caller falls back to Python, which names the problem). A small cache keyed by the
+ * descriptor (numpy keeps one per builtin type), filled through the library's own
+ * parser of numpy type strings. */
+#define CODE_CACHE 32
+static struct {
+    PyObject *descr; /* owned */
+    sa_dtype code;
+} codes[CODE_CACHE];
+static int n_codes = 0;
+
+static sa_dtype code_of(PyArray_Descr *d) {
+    for (int i = 0; i < n_codes; i++)
+        if (codes[i].descr == (PyObject *)d)
+            return codes[i].code;
+    PyObject *str = PyObject_GetAttrString((PyObject *)d, "str");
+    if (str == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    /* (PyUnicode_AsUTF8AndSize joined the limited API only in 3.10.) */
+    PyObject *bytes = PyUnicode_AsUTF8String(str);
+    Py_DECREF(str);
+    const char *c = bytes == NULL ? NULL : PyBytes_AsString(bytes);
+    sa_dtype code = -1;
+    if (c == NULL || api.sa_dtype_from_str(c, &code) != SA_OK)
+        code = -1;
+    PyErr_Clear();
+    Py_XDECREF(bytes);
+    if (code >= 0 && n_codes < CODE_CACHE) {
+        Py_INCREF(d);
+        codes[n_codes].descr = (PyObject *)d;
+        codes[n_codes].code = code;
+        n_codes++;
+    }
+    return code;
+}
+
+PyDoc_STRVAR(store_append_doc, "store_append(store, name, rows) -> int | NotImplemented\n\n"
+             "sa_store_append of a C-contiguous, aligned numpy array of rows (axis 0) of one of "
+             "ndshm's dtypes: the new length. NotImplemented for anything else.");
+
+static PyObject *ext_store_append(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *store, *name, *rows;
+    if (not_bound() || !PyArg_UnpackTuple(args, "store_append", 3, 3, &store, &name, &rows))
+        return NULL;
+    if (!PyArray_CheckExact(rows) || !PyBytes_Check(name))
+        Py_RETURN_NOTIMPLEMENTED;
+    PyArrayObject *r = (PyArrayObject *)rows;
+    int nd = PyArray_NDIM(r);
+    if (nd < 1 || nd > SA_MAX_NDIM + 1 || !PyArray_IS_C_CONTIGUOUS(r) || !PyArray_ISALIGNED(r))
+        Py_RETURN_NOTIMPLEMENTED;
+    sa_dtype code = code_of(PyArray_DESCR(r));
+    if (code < 0)
+        Py_RETURN_NOTIMPLEMENTED;
+    void *st = PyLong_AsVoidPtr(store);
+    if (st == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "store_append: closed store");
+        return NULL;
+    }
+    const char *cname = PyBytes_AsString(name);
+    if (cname == NULL)
+        return NULL;
+    npy_intp *dims = PyArray_DIMS(r);
+    int64_t row_shape[SA_MAX_NDIM];
+    for (int i = 1; i < nd; i++)
+        row_shape[i - 1] = (int64_t)dims[i];
+    int64_t len = 0;
+    /* SAFETY: st is the store handle the Store object owns (it calls this only while
+     * open; the C store may be used from several threads at once); cname is a
+     * NUL-terminated bytes object held by args; rows is a numpy array held by args,
+     * aligned and C-contiguous, so dims[0] rows of its row size are readable at
+     * PyArray_DATA. The GIL is released, as ctypes does: the append may wait for
+     * another process's appender holding the array's lock (args keeps rows and name
+     * alive meanwhile). */
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = api.sa_store_append((const sa_store *)st, cname, nd - 1, row_shape, code, PyArray_DATA(r),
+                                 (uint64_t)dims[0], &len);
+    Py_END_ALLOW_THREADS
+    if (status != SA_OK)
+        return raise_status(status);
+    return PyLong_FromLongLong(len);
+}
+
 static PyMethodDef methods[] = {
+    {"store_append", ext_store_append, METH_VARARGS, store_append_doc},
     {"bind", ext_bind, METH_VARARGS, bind_doc},
     {"create", ext_create, METH_VARARGS, create_doc},
     {"attach", ext_attach, METH_VARARGS, attach_doc},

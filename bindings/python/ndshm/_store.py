@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from . import _dtype_code, _isf, _lib, _wrap
 from ._dataset import Rows, _path, _rows
+from ._lib import ext as _ext
 from ._lib import lib
 from ._types import NDArray, PathLike
 
@@ -85,6 +86,8 @@ class Store:
         self._isf = _isf.Directory(self.path, create=False)
         # Which format each name has (None: unknown yet): appends skip the lookup.
         self._kind: Dict[str, str] = {}
+        # Names as the C calls take them.
+        self._keys: Dict[str, bytes] = {}
         # Shared-memory copies of ISF arrays this object made (their names hash the file's
         # identity, so they are found here, not by a prefix), for unload.
         self._isf_copies: Dict[str, Set[str]] = {}
@@ -181,6 +184,19 @@ class Store:
             PermissionError: a read-only store.
             OSError: (ENOSPC) the filesystem is full: the array is unchanged.
         """
+        if _ext is not None and self._kind.get(name) == "ndshm" and self._h is not None and not self.readonly:
+            # The common case in one C call: rows already a contiguous array.
+            key = self._keys.get(name)
+            if key is None:
+                key = self._keys[name] = _key(name)
+            try:
+                n = _ext.store_append(self._h, key, rows)
+            except ValueError as exc:
+                if "the array holds" in str(exc):
+                    raise TypeError(str(exc)) from None
+                raise
+            if n is not NotImplemented:
+                return n  # type: ignore[no-any-return]
         self._writable()
         r = np.ascontiguousarray(rows)
         if r.ndim == 0:
