@@ -41,7 +41,7 @@ class StoreEntry(NamedTuple):
     #: The array's name in the store.
     name: str
     #: The element type.
-    dtype: "np.dtype[Any]"
+    dtype: np.dtype[Any]
     #: The shape.
     shape: Tuple[int, ...]
     #: ``"C"`` or ``"F"``.
