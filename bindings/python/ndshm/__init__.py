@@ -693,8 +693,24 @@ class ArrayDesc(NamedTuple):
     backend: str
 
 
+class StoreEntry(NamedTuple):
+    """One array of a :class:`Store`."""
+
+    #: The array's name in the store.
+    name: str
+    #: The element type.
+    dtype: np.dtype[Any]
+    #: The shape.
+    shape: Tuple[int, ...]
+    #: ``"C"`` or ``"F"``.
+    order: str
+    #: ``"ndshm"`` (a v1 file) or ``"isf"`` (an ISF raw file).
+    format: str
+
+
 try:  # the fields' types as objects, not strings, for help() and the API reference
-    ArrayDesc.__new__.__annotations__ = {**get_type_hints(ArrayDesc), "return": ArrayDesc}
+    for _nt in (ArrayDesc, StoreEntry):
+        _nt.__new__.__annotations__ = {**get_type_hints(_nt), "return": _nt}
 except TypeError:  # numpy 1.21: np.dtype[Any] is not subscriptable at run time
     pass
 
@@ -847,4 +863,4 @@ from ._pickle import SharedNDArray, by_name  # noqa: E402
 
 # Growing arrays along axis 0, and the array store: their own modules.
 from ._grow import append, refresh, resize  # noqa: E402
-from ._store import Store, StoreEntry  # noqa: E402
+from ._store import Store  # noqa: E402

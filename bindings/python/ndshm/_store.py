@@ -16,38 +16,25 @@ appends to them, so ISF still reads them (ndshm._isf). Thin over the C store
 (src/store.rs).
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
-from typing import Any, Dict, Iterator, List, Literal, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Literal, Optional, Set
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _dtype_code, _isf, _lib, _wrap
+from . import StoreEntry, _dtype_code, _isf, _lib, _wrap
 from ._dataset import Rows, _path, _rows
 from ._lib import ext as _ext
 from ._lib import lib
 from ._types import NDArray, PathLike
 
-__all__ = ["Store", "StoreEntry"]
+__all__ = ["Store"]
 
 _MODES = ("memmap", "shm", "memory")
 _FORMATS = {_lib.SA_STORE_V1: "ndshm", _lib.SA_STORE_ISF: "isf"}
-
-
-class StoreEntry(NamedTuple):
-    """One array of a :class:`Store`."""
-
-    #: The array's name in the store.
-    name: str
-    #: The element type.
-    dtype: np.dtype[Any]
-    #: The shape.
-    shape: Tuple[int, ...]
-    #: ``"C"`` or ``"F"``.
-    order: str
-    #: ``"ndshm"`` (a v1 file) or ``"isf"`` (an ISF raw file).
-    format: str
 
 
 def _key(name: str) -> bytes:
