@@ -426,6 +426,101 @@ impl Header {
     /// [`CHECKED_BYTES`] bytes. Sizes are checked against each other here and against
     /// the file by [`Geometry::check_fits`].
     pub fn decode(b: &[u8]) -> Result<Header> {
+        HeaderView::decode(b).map(|h| h.to_header())
+    }
+}
+
+/// A shape of at most [`MAX_NDIM`] dimensions and the rest of a [`Geometry`], without a
+/// heap allocation: what the segment reader decodes into (a listing reads thousands of
+/// headers), made a [`Geometry`] only where one is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GeometryView {
+    pub dtype: Dtype,
+    pub order: Order,
+    pub ndim: usize,
+    pub dims: [i64; MAX_NDIM],
+    pub nbytes: u64,
+    pub capacity: u64,
+    pub data_offset: u64,
+}
+
+impl GeometryView {
+    /// The shape (`ndim` dimensions).
+    pub fn shape(&self) -> &[i64] {
+        &self.dims[..self.ndim]
+    }
+
+    pub fn to_geometry(&self) -> Geometry {
+        Geometry {
+            dtype: self.dtype,
+            order: self.order,
+            shape: self.shape().to_vec(),
+            nbytes: self.nbytes,
+            capacity: self.capacity,
+            data_offset: self.data_offset,
+        }
+    }
+
+    /// As [`Geometry::check_fits`].
+    pub fn check_fits(&self, file_size: u64) -> Result<()> {
+        check_fits(self.data_offset, self.capacity, file_size)
+    }
+}
+
+/// A [`Creator`] without a heap allocation (the host name in a fixed buffer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CreatorView {
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub boot_id: [u8; 16],
+    host: [u8; MAX_HOSTNAME],
+    host_len: usize,
+    pub pid_ns: u32,
+}
+
+impl CreatorView {
+    /// The host name: at most [`MAX_HOSTNAME`] bytes of UTF-8.
+    pub fn hostname(&self) -> &str {
+        // Only ever filled from a &str cut at a character boundary.
+        std::str::from_utf8(&self.host[..self.host_len]).unwrap_or_default()
+    }
+
+    pub fn to_creator(&self) -> Creator {
+        Creator {
+            pid: self.pid,
+            start_ticks: self.start_ticks,
+            boot_id: self.boot_id,
+            hostname: self.hostname().to_string(),
+            pid_ns: self.pid_ns,
+        }
+    }
+}
+
+/// A decoded v1 header without a heap allocation (see [`GeometryView`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderView {
+    pub minor: u16,
+    pub page_size: u32,
+    pub geometry: GeometryView,
+    pub creator: CreatorView,
+    pub create_flags: u32,
+    pub created_ns: i64,
+}
+
+impl HeaderView {
+    pub fn to_header(&self) -> Header {
+        Header {
+            minor: self.minor,
+            page_size: self.page_size,
+            geometry: self.geometry.to_geometry(),
+            creator: self.creator.to_creator(),
+            create_flags: self.create_flags,
+            created_ns: self.created_ns,
+        }
+    }
+
+    /// [`Header::decode`]'s validation (the one implementation of it).
+    pub fn decode(b: &[u8]) -> Result<HeaderView> {
         if b.len() < CHECKED_BYTES {
             return Err(Error::format(format!(
                 "truncated header: {} bytes, need {CHECKED_BYTES}",
@@ -515,10 +610,12 @@ impl Header {
         if ndim as usize > MAX_NDIM {
             return Err(bad(format!("ndim {ndim} (at most {MAX_NDIM})")));
         }
-        let shape: Vec<i64> = (0..ndim as usize)
-            .map(|i| rd_i64(b, off::SHAPE + 8 * i))
-            .collect();
-        let nbytes = nbytes_for(&shape, dtype.itemsize()).map_err(|e| bad(e.to_string()))?;
+        let mut dims = [0i64; MAX_NDIM];
+        for (i, d) in dims.iter_mut().enumerate().take(ndim as usize) {
+            *d = rd_i64(b, off::SHAPE + 8 * i);
+        }
+        let shape = &dims[..ndim as usize];
+        let nbytes = nbytes_for(shape, dtype.itemsize()).map_err(|e| bad(e.to_string()))?;
         let stored_nbytes = rd_u64(b, off::NBYTES);
         if stored_nbytes != nbytes {
             return Err(bad(format!(
@@ -531,28 +628,33 @@ impl Header {
         }
         let mut boot_id = [0u8; 16];
         boot_id.copy_from_slice(&b[off::BOOT_ID..off::BOOT_ID + 16]);
-        Ok(Header {
+        // Informational: at most MAX_HOSTNAME bytes of UTF-8 whatever the bytes say, so
+        // that decoding what encode wrote gives the same header.
+        let raw = &b[off::HOSTNAME..off::HOSTNAME + MAX_HOSTNAME + 1];
+        let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+        let mut host = [0u8; MAX_HOSTNAME];
+        let host_len = match std::str::from_utf8(&raw[..end]) {
+            Ok(s) => copy_truncated(&mut host, s),
+            Err(_) => copy_truncated(&mut host, &nul_str(raw)),
+        };
+        Ok(HeaderView {
             minor,
             page_size: rd_u32(b, off::PAGE_SIZE),
-            geometry: Geometry {
+            geometry: GeometryView {
                 dtype,
                 order,
-                shape,
+                ndim: ndim as usize,
+                dims,
                 nbytes,
                 capacity,
                 data_offset,
             },
-            creator: Creator {
+            creator: CreatorView {
                 pid: rd_i32(b, off::CREATOR_PID),
                 start_ticks: rd_u64(b, off::CREATOR_START),
                 boot_id,
-                // Informational: at most MAX_HOSTNAME bytes of UTF-8 whatever the bytes
-                // say, so that decoding what encode wrote gives the same header.
-                hostname: truncate_utf8(
-                    &nul_str(&b[off::HOSTNAME..off::HOSTNAME + MAX_HOSTNAME + 1]),
-                    MAX_HOSTNAME,
-                )
-                .to_string(),
+                host,
+                host_len,
                 // v1.0 headers have zero here: unknown.
                 pid_ns: rd_u32(b, off::CREATOR_PIDNS),
             },
@@ -562,16 +664,27 @@ impl Header {
     }
 }
 
+/// Copies the longest prefix of `s` that fits `dst` and ends on a character boundary;
+/// returns its length.
+fn copy_truncated(dst: &mut [u8; MAX_HOSTNAME], s: &str) -> usize {
+    let t = truncate_utf8(s, MAX_HOSTNAME).as_bytes();
+    dst[..t.len()].copy_from_slice(t);
+    t.len()
+}
+
+fn check_fits(data_offset: u64, capacity: u64, file_size: u64) -> Result<()> {
+    match data_offset.checked_add(capacity) {
+        Some(end) if end <= file_size => Ok(()),
+        _ => Err(Error::format(format!(
+            "truncated segment: data {data_offset}+{capacity} bytes but the file has {file_size}"
+        ))),
+    }
+}
+
 impl Geometry {
     /// Checks that the data region lies inside a file of `file_size` bytes.
     pub fn check_fits(&self, file_size: u64) -> Result<()> {
-        match self.data_offset.checked_add(self.capacity) {
-            Some(end) if end <= file_size => Ok(()),
-            _ => Err(Error::format(format!(
-                "truncated segment: data {}+{} bytes but the file has {file_size}",
-                self.data_offset, self.capacity
-            ))),
-        }
+        check_fits(self.data_offset, self.capacity, file_size)
     }
 
     /// Number of elements: `nbytes / itemsize`. `nbytes` was computed with checked
@@ -603,6 +716,14 @@ pub fn sharedarray_decode(
     tail: &[u8],
     file_size: u64,
 ) -> Option<Result<(Geometry, SharedArrayAbi)>> {
+    sharedarray_decode_view(tail, file_size).map(|r| r.map(|(g, abi)| (g.to_geometry(), abi)))
+}
+
+/// [`sharedarray_decode`] without a heap allocation.
+pub(crate) fn sharedarray_decode_view(
+    tail: &[u8],
+    file_size: u64,
+) -> Option<Result<(GeometryView, SharedArrayAbi)>> {
     let at = |abi: SharedArrayAbi| {
         let o = tail.len().checked_sub(abi.trailer_bytes())?;
         Some(&tail[o..]).filter(|t| t[..16] == SA_MAGIC)
@@ -617,7 +738,7 @@ pub fn sharedarray_decode(
     Some(sharedarray_fields(t, abi, file_size).map(|g| (g, abi)))
 }
 
-fn sharedarray_fields(t: &[u8], abi: SharedArrayAbi, file_size: u64) -> Result<Geometry> {
+fn sharedarray_fields(t: &[u8], abi: SharedArrayAbi, file_size: u64) -> Result<GeometryView> {
     let maxdims = abi.maxdims();
     let size = rd_u64(t, 16);
     let typenum = rd_i32(t, 24);
@@ -644,8 +765,12 @@ fn sharedarray_fields(t: &[u8], abi: SharedArrayAbi, file_size: u64) -> Result<G
             ),
         )
     })?;
-    let shape: Vec<i64> = (0..ndims as usize).map(|i| rd_i64(t, 36 + 8 * i)).collect();
-    let nbytes = nbytes_for(&shape, dtype.itemsize()).map_err(|e| bad(e.to_string()))?;
+    let mut dims = [0i64; MAX_NDIM];
+    for (i, d) in dims.iter_mut().enumerate().take(ndims as usize) {
+        *d = rd_i64(t, 36 + 8 * i);
+    }
+    let shape = &dims[..ndims as usize];
+    let nbytes = nbytes_for(shape, dtype.itemsize()).map_err(|e| bad(e.to_string()))?;
     if nbytes != size {
         return Err(bad(format!(
             "size {size} does not match dims {shape:?} of {dtype} ({nbytes} bytes)"
@@ -660,10 +785,11 @@ fn sharedarray_fields(t: &[u8], abi: SharedArrayAbi, file_size: u64) -> Result<G
             )));
         }
     }
-    Ok(Geometry {
+    Ok(GeometryView {
         dtype,
         order: Order::C,
-        shape,
+        ndim: ndims as usize,
+        dims,
         nbytes,
         capacity: nbytes,
         data_offset: 0,

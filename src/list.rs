@@ -1,15 +1,15 @@
 //! Listing arrays and describing one array without mapping its data, through the one
 //! segment reader ([`crate::segment::read`]).
 
-use std::fs::File;
+use std::ffi::OsStr;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::format::{Creator, Geometry, SegmentFormat, State};
+use crate::format::{Creator, CreatorView, Geometry, SegmentFormat, State};
 use crate::name::{ArrayName, Backend, ListedDir, SHM_DIR, redirect_dir};
-use crate::segment::{self, Segment, TEMP_PREFIX};
+use crate::segment::{self, Segment, SegmentView, TEMP_PREFIX};
 use crate::sys;
 
 /// A description of one array, read from its header alone.
@@ -44,7 +44,7 @@ pub struct Info {
 struct Liveness(Vec<(i32, u64, Option<bool>)>);
 
 impl Liveness {
-    fn of(&mut self, c: &Creator) -> Option<bool> {
+    fn of(&mut self, c: &CreatorView) -> Option<bool> {
         if let Some(&(_, _, v)) = self
             .0
             .iter()
@@ -52,19 +52,19 @@ impl Liveness {
         {
             return v;
         }
-        let v = sys::creator_alive(c);
+        let v = sys::creator_alive(&c.to_creator());
         self.0.push((c.pid, c.start_ticks, v));
         v
     }
 }
 
-fn describe(name: ArrayName, s: Segment, st: sys::FileStat, alive: &mut Liveness) -> Info {
+fn describe(name: ArrayName, s: Segment, st: sys::FileStat, alive: Option<bool>) -> Info {
     Info {
         name,
         format: s.format,
         geometry: s.geometry,
         state: s.state,
-        creator_alive: s.creator.as_ref().and_then(|c| alive.of(c)),
+        creator_alive: alive,
         creator: s.creator,
         created_ns: s.created_ns,
         mode: st.mode,
@@ -86,7 +86,8 @@ pub fn info(name: &str) -> Result<Info> {
         uid: meta.uid(),
         nlink: meta.nlink(),
     };
-    Ok(describe(name, s, st, &mut Liveness::default()))
+    let alive = s.creator.as_ref().and_then(sys::creator_alive);
+    Ok(describe(name, s, st, alive))
 }
 
 /// Lists the arrays in a directory, or, with `None`, in shared memory: `/dev/shm`
@@ -96,66 +97,113 @@ pub fn info(name: &str) -> Result<Info> {
 /// unreadable, or are not regular files are skipped, never an error. Sorted by name.
 pub fn list(dir: Option<&Path>) -> Result<Vec<Info>> {
     let mut out = Vec::new();
-    let l = &mut Liveness::default();
-    match dir {
-        Some(d) => scan(d, ListedDir::Files, &mut out, true, l)?,
-        None => match redirect_dir() {
-            Some(r) => {
-                scan(&r, ListedDir::Redirect, &mut out, true, l)?;
-                scan(Path::new(SHM_DIR), ListedDir::Files, &mut out, false, l)?;
-            }
-            None => scan(Path::new(SHM_DIR), ListedDir::Shm, &mut out, false, l)?,
-        },
-    }
+    for_each(dir, |d, f| {
+        if let Some(name) = ArrayName::for_listed(d.kind, OsStr::new(f.file_name), d.path) {
+            out.push(describe(
+                name,
+                f.segment.to_segment(),
+                f.stat,
+                f.creator_alive,
+            ));
+        }
+    })?;
     out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
     Ok(out)
+}
+
+/// A directory [`for_each`] lists.
+pub(crate) struct Listed<'a> {
+    /// How its entries are named.
+    pub kind: ListedDir,
+    pub path: &'a Path,
+    /// What every entry's name starts with, the file name following (`None`: the
+    /// directory's path is not UTF-8, so none of its entries has a name).
+    pub prefix: Option<&'a str>,
+}
+
+/// An array [`for_each`] found, before anything is allocated for it.
+pub(crate) struct Found<'a> {
+    /// The file name in its directory (UTF-8: other names cannot be spelled).
+    pub file_name: &'a str,
+    pub segment: &'a SegmentView,
+    pub stat: sys::FileStat,
+    /// Whether the creator still runs (checked once per creator per listing).
+    pub creator_alive: Option<bool>,
+}
+
+/// Calls `f` for every array [`list`] lists, unsorted: the one directory walk behind
+/// `list` and the C `sa_list` (which builds its entries from what is found here
+/// without a heap allocation per entry).
+pub(crate) fn for_each(dir: Option<&Path>, mut f: impl FnMut(&Listed, &Found)) -> Result<()> {
+    let l = &mut Liveness::default();
+    match dir {
+        Some(d) => scan(d, ListedDir::Files, true, l, &mut f),
+        None => match redirect_dir() {
+            Some(r) => {
+                scan(&r, ListedDir::Redirect, true, l, &mut f)?;
+                scan(Path::new(SHM_DIR), ListedDir::Files, false, l, &mut f)
+            }
+            None => scan(Path::new(SHM_DIR), ListedDir::Shm, false, l, &mut f),
+        },
+    }
 }
 
 fn scan(
     dir: &Path,
     kind: ListedDir,
-    out: &mut Vec<Info>,
     must_exist: bool,
     alive: &mut Liveness,
+    f: &mut impl FnMut(&Listed, &Found),
 ) -> Result<()> {
     let fail = |e: io::Error| Error::os(format!("list {}", dir.display()), e);
-    let entries = match std::fs::read_dir(dir) {
+    let mut entries = match sys::Dir::open(dir) {
         Ok(e) => e,
         Err(e) if !must_exist && e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(fail(e)),
     };
-    // Entries are opened relative to the directory: no path walk per entry.
-    let dirfd = File::open(dir).map_err(fail)?;
+    let prefix = kind.prefix(dir);
+    let listed = Listed {
+        kind,
+        path: dir,
+        prefix: prefix.as_deref(),
+    };
     // Messages of non-arrays are discarded, so the real name is only built for arrays.
     let placeholder = ArrayName::parse_with("listing", None).expect("valid name");
-    for entry in entries {
-        let Ok(entry) = entry else { continue };
-        // d_type when the filesystem reports it, lstat otherwise (DT_UNKNOWN).
-        match entry.file_type() {
-            Ok(t) if t.is_file() => {}
+    while let Some(entry) = entries.next() {
+        // d_type when the filesystem reports it, lstat otherwise (DT_UNKNOWN): nothing
+        // but a regular file is opened (opening a device can act on it).
+        match entry.entry_type() {
+            sys::EntryType::File => {}
+            sys::EntryType::Unknown if entry.is_file() => {}
             _ => continue,
         }
-        let file_name = entry.file_name();
-        if file_name
-            .as_encoded_bytes()
-            .starts_with(TEMP_PREFIX.as_bytes())
-        {
+        let bytes = entry.name().to_bytes();
+        if bytes.starts_with(TEMP_PREFIX.as_bytes()) {
             continue; // an array being replaced, or a creator's fallback file
         }
-        let Ok(file) = sys::open_at(&dirfd, &file_name) else {
+        // A name that is not UTF-8 cannot be spelled as an array name: skipped.
+        let Ok(file_name) = std::str::from_utf8(bytes) else {
+            continue;
+        };
+        // Entries are opened relative to the directory: no path walk per entry.
+        let Ok(file) = entry.open() else {
             continue;
         };
         let Ok(st) = sys::fstat(&file) else { continue };
         if !st.is_file {
             continue;
         }
-        let Ok(s) = segment::read(&placeholder, &file, st.size) else {
+        let Ok(s) = segment::read_view(&placeholder, &file, st.size) else {
             continue;
         };
-        let Some(name) = ArrayName::for_listed(kind, &file_name, dir) else {
-            continue;
+        drop(file);
+        let found = Found {
+            file_name,
+            segment: &s,
+            stat: st,
+            creator_alive: s.creator.as_ref().and_then(|c| alive.of(c)),
         };
-        out.push(describe(name, s, st, alive));
+        f(&listed, &found);
     }
     Ok(())
 }

@@ -244,6 +244,22 @@ pub(crate) enum ListedDir {
     Files,
 }
 
+impl ListedDir {
+    /// What the name of every entry of `dir` starts with, its file name following: the
+    /// name [`ArrayName::for_listed`] spells, without building one per entry. `None`
+    /// when `dir` is not UTF-8 (then no entry of it has a name).
+    pub(crate) fn prefix(self, dir: &Path) -> Option<String> {
+        match self {
+            ListedDir::Shm | ListedDir::Redirect => Some("shm://".to_string()),
+            ListedDir::Files => {
+                // Joined as for_listed joins (a separator only where one is missing).
+                let joined = dir.join("x").into_os_string().into_string().ok()?;
+                Some(format!("file://{}", &joined[..joined.len() - 1]))
+            }
+        }
+    }
+}
+
 impl fmt::Display for ArrayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.canonical)

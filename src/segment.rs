@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering, fence};
 
 use crate::error::{Error, ErrorKind, Opt, Result, human_bytes};
 use crate::format::{
-    self, CHECKED_BYTES, Creator, Geometry, Header, SegmentFormat, SharedArrayAbi, State, off,
+    self, CHECKED_BYTES, Creator, CreatorView, Geometry, GeometryView, Header, HeaderView,
+    SegmentFormat, SharedArrayAbi, State, off,
 };
 use crate::name::ArrayName;
 use crate::options::DeleteOptions;
@@ -46,6 +47,29 @@ pub(crate) struct Segment {
     pub state: State,
     pub creator: Option<Creator>,
     pub created_ns: i64,
+}
+
+/// A [`Segment`] without a heap allocation: what a listing reads (see
+/// [`format::GeometryView`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SegmentView {
+    pub format: SegmentFormat,
+    pub geometry: GeometryView,
+    pub state: State,
+    pub creator: Option<CreatorView>,
+    pub created_ns: i64,
+}
+
+impl SegmentView {
+    pub fn to_segment(&self) -> Segment {
+        Segment {
+            format: self.format,
+            geometry: self.geometry.to_geometry(),
+            state: self.state,
+            creator: self.creator.as_ref().map(CreatorView::to_creator),
+            created_ns: self.created_ns,
+        }
+    }
 }
 
 /// How an existing segment may be opened.
@@ -183,10 +207,37 @@ pub(crate) fn read(name: &ArrayName, file: &File, size: u64) -> Result<Segment> 
 
 /// Like [`read`], but tells a damaged v1 segment apart from a file that is not an array.
 pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspected> {
-    let rd = |e| Error::os(format!("{name}: read"), e);
     if name.is_npy() {
         return read_npy(name, file, size).map(Inspected::Array);
     }
+    Ok(match inspect_view(name, file, size)? {
+        InspectedView::Array(s) => Inspected::Array(s.to_segment()),
+        InspectedView::Damaged(e) => Inspected::Damaged(e),
+    })
+}
+
+/// [`read`] for a listing: nothing allocated for a valid array. Not for `npy://` names
+/// (`name` only names the file in messages).
+pub(crate) fn read_view(name: &ArrayName, file: &File, size: u64) -> Result<SegmentView> {
+    match inspect_view(name, file, size)? {
+        InspectedView::Array(s) => Ok(s),
+        InspectedView::Damaged(e) => Err(e),
+    }
+}
+
+// Boxing the large variant would put back the allocation per array this type avoids.
+#[allow(clippy::large_enum_variant)]
+enum InspectedView {
+    Array(SegmentView),
+    Damaged(Error),
+}
+
+/// The reader of ndshm v1 and SharedArray segments behind [`inspect`] and [`read_view`].
+/// At most `size` bytes are asked for (no read past what fstat reported just to learn
+/// the file ends), and a file no longer than the first read (a small SharedArray
+/// segment) is decoded from that read alone.
+fn inspect_view(name: &ArrayName, file: &File, size: u64) -> Result<InspectedView> {
+    let rd = |e| Error::os(format!("{name}: read"), e);
     if size == 0 {
         return Err(Error::format(format!(
             "{name}: the file is empty, not an array (arrays get their name only once \
@@ -194,7 +245,8 @@ pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspec
         )));
     }
     let mut head = [0u8; off::ATTR_LEN + 4];
-    let mut n = sys::pread_full(file, &mut head, 0).map_err(rd)?;
+    let want = size.min(head.len() as u64) as usize;
+    let mut n = sys::pread_full(file, &mut head[..want], 0).map_err(rd)?;
     if format::is_v1(&head[..n]) {
         let mut tries = 0;
         loop {
@@ -202,26 +254,33 @@ pub(crate) fn inspect(name: &ArrayName, file: &File, size: u64) -> Result<Inspec
                 Err(e) if e.kind() == ErrorKind::Format && tries < TORN_READ_RETRIES => {
                     tries += 1;
                     std::thread::yield_now();
-                    n = sys::pread_full(file, &mut head, 0).map_err(rd)?;
+                    n = sys::pread_full(file, &mut head[..want], 0).map_err(rd)?;
                 }
-                Ok(s) => return Ok(Inspected::Array(s)),
+                Ok(s) => return Ok(InspectedView::Array(s)),
                 Err(e) if is_ours(&head[..n]) => {
                     // A writer killed in the middle of a header rewrite leaves the
                     // shadow complete (format v1.2): use it.
                     if let Some(s) = read_shadow(name, file, &head[..n], size) {
-                        return Ok(Inspected::Array(s));
+                        return Ok(InspectedView::Array(s));
                     }
-                    return Ok(Inspected::Damaged(e));
+                    return Ok(InspectedView::Damaged(e));
                 }
                 Err(e) => return Err(e),
             }
         }
     }
     let tail_len = size.min(format::SA_TRAILER_NPY2 as u64) as usize;
-    let mut tail = [0u8; format::SA_TRAILER_NPY2];
-    let got = sys::pread_full(file, &mut tail[..tail_len], size - tail_len as u64).map_err(rd)?;
-    match format::sharedarray_decode(&tail[..got], size) {
-        Some(Ok((geometry, abi))) => Ok(Inspected::Array(Segment {
+    let mut buf = [0u8; format::SA_TRAILER_NPY2];
+    let tail = if n as u64 == size {
+        // The whole file is in `head` already.
+        &head[n - tail_len..n]
+    } else {
+        let got =
+            sys::pread_full(file, &mut buf[..tail_len], size - tail_len as u64).map_err(rd)?;
+        &buf[..got]
+    };
+    match format::sharedarray_decode_view(tail, size) {
+        Some(Ok((geometry, abi))) => Ok(InspectedView::Array(SegmentView {
             format: SegmentFormat::SharedArray(abi),
             geometry,
             state: State::Ready,
@@ -297,7 +356,7 @@ fn is_ours(head: &[u8]) -> bool {
         && u32_at(off::BYTE_ORDER) == Some(format::BYTE_ORDER_TAG)
 }
 
-fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<Segment> {
+fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<SegmentView> {
     if head.len() < off::ATTR_LEN + 4 {
         return Err(Error::format(format!(
             "{name}: truncated segment ({size} bytes; the header alone needs {})",
@@ -309,13 +368,13 @@ fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<Segment> {
     fence(Ordering::Acquire);
     let state = State::from_word(word)
         .ok_or_else(|| Error::format(format!("{name}: unknown header state {word}")))?;
-    let h = Header::decode(&head[..CHECKED_BYTES]).map_err(|e| e.context(name))?;
+    let h = HeaderView::decode(&head[..CHECKED_BYTES]).map_err(|e| e.context(name))?;
     // A claimed segment is reserved after it gets its name: only a READY one must fit
     // (an INITIALISING one is never mapped).
     if state == State::Ready {
         h.geometry.check_fits(size).map_err(|e| e.context(name))?;
     }
-    Ok(Segment {
+    Ok(SegmentView {
         format: SegmentFormat::V1 { minor: h.minor },
         geometry: h.geometry,
         state,
@@ -326,7 +385,7 @@ fn read_v1(name: &ArrayName, head: &[u8], size: u64) -> Result<Segment> {
 
 /// The segment described by the shadow header (see [`format::SHADOW_OFFSET`]) when the
 /// header at offset 0 is not valid: `None` when the shadow is not valid either.
-fn read_shadow(name: &ArrayName, file: &File, head: &[u8], size: u64) -> Option<Segment> {
+fn read_shadow(name: &ArrayName, file: &File, head: &[u8], size: u64) -> Option<SegmentView> {
     let mut b = [0u8; off::ATTR_LEN + 4];
     b.copy_from_slice(head.get(..off::ATTR_LEN + 4)?);
     let n = sys::pread_full(file, &mut b[..CHECKED_BYTES], format::SHADOW_OFFSET as u64).ok()?;

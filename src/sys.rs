@@ -314,14 +314,117 @@ pub(crate) fn user_name(uid: u32) -> Option<String> {
     )
 }
 
-/// Opens `name` in directory `dir` read-only, not following a symlink, without
-/// blocking (a FIFO planted in /dev/shm must not hang a listing).
-pub(crate) fn open_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
-    let c =
-        CString::new(name.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
-    // SAFETY: a valid directory fd and NUL-terminated name for the call's duration.
-    retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) })).map(owned)
+/// A directory being listed: `readdir(3)` over one open directory, its entries'
+/// names borrowed from libc's buffer (nothing allocated per entry), and files opened
+/// relative to it (no path walk per entry).
+pub(crate) struct Dir(std::ptr::NonNull<libc::DIR>);
+
+/// What [`Dir::next`] reports of an entry's type (`d_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EntryType {
+    /// A regular file.
+    File,
+    /// The filesystem does not say (`DT_UNKNOWN`): ask [`DirEntry::is_file`].
+    Unknown,
+    /// Anything else: directories, symbolic links, FIFOs, devices, sockets.
+    Other,
+}
+
+impl Dir {
+    /// Opens `path` for listing (`O_NONBLOCK`, as `opendir(3)` does).
+    pub(crate) fn open(path: &Path) -> io::Result<Dir> {
+        let c = cstr(path)?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: a NUL-terminated path for the call's duration.
+        let fd = retry(|| cvt(unsafe { libc::open(c.as_ptr(), flags) }))?;
+        // SAFETY: fdopendir takes ownership of the fd we just opened (closedir closes it).
+        match std::ptr::NonNull::new(unsafe { libc::fdopendir(fd) }) {
+            Some(d) => Ok(Dir(d)),
+            None => {
+                let e = io::Error::last_os_error();
+                // SAFETY: fdopendir failed, so the fd is still ours.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+
+    /// The next entry, `None` at the end (or on a read error, as `std::fs::ReadDir`
+    /// ends after one). Its name lives until the next call.
+    pub(crate) fn next(&mut self) -> Option<DirEntry<'_>> {
+        // SAFETY: an open DIR we own; readdir's result stays valid until the next call
+        // on the same DIR, which needs `&mut self` while the borrow lives.
+        let e = unsafe { libc::readdir(self.0.as_ptr()) };
+        if e.is_null() {
+            return None;
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is NUL-terminated.
+        let (name, t) = unsafe { (CStr::from_ptr((*e).d_name.as_ptr()), (*e).d_type) };
+        let t = match t {
+            libc::DT_REG => EntryType::File,
+            libc::DT_UNKNOWN => EntryType::Unknown,
+            _ => EntryType::Other,
+        };
+        // SAFETY: an open DIR we own.
+        let dir = unsafe { libc::dirfd(self.0.as_ptr()) };
+        Some(DirEntry { dir, name, t })
+    }
+}
+
+/// An entry of a [`Dir`].
+pub(crate) struct DirEntry<'a> {
+    dir: libc::c_int,
+    name: &'a CStr,
+    t: EntryType,
+}
+
+impl DirEntry<'_> {
+    /// The name in its directory.
+    pub(crate) fn name(&self) -> &CStr {
+        self.name
+    }
+
+    /// The type `readdir` reported.
+    pub(crate) fn entry_type(&self) -> EntryType {
+        self.t
+    }
+
+    /// Whether the entry is a regular file (`fstatat` without following a symbolic link):
+    /// for filesystems that report no `d_type`.
+    pub(crate) fn is_file(&self) -> bool {
+        let name = self.name;
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: a valid directory fd, a NUL-terminated name and a buffer of the size
+        // the call writes.
+        let r = retry(|| {
+            cvt(unsafe {
+                libc::fstatat(
+                    self.dir,
+                    name.as_ptr(),
+                    st.as_mut_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })
+        });
+        // SAFETY: fstatat succeeded, so it filled the whole struct.
+        r.is_ok() && unsafe { st.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFREG
+    }
+
+    /// Opens the entry read-only without following a symbolic link and without
+    /// blocking (a FIFO planted in the directory must not hang the listing).
+    pub(crate) fn open(&self) -> io::Result<File> {
+        let name = self.name;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: a valid directory fd and NUL-terminated name for the call's duration.
+        retry(|| cvt(unsafe { libc::openat(self.dir, name.as_ptr(), flags) })).map(owned)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: an open DIR we own, closed once.
+        unsafe { libc::closedir(self.0.as_ptr()) };
+    }
 }
 
 /// What a listing needs of an open file: whether it is a regular file, its size,

@@ -698,3 +698,109 @@ fn dataset_functions_check_their_arguments() {
     }
     ndshm::Array::delete(&t.name).unwrap();
 }
+
+/// `sa_list` builds its entries straight from the directory walk (one block, no
+/// allocation per entry): the same arrays, fields and order as `ndshm::list`, and every
+/// hostile or foreign entry still skipped: a FIFO (never opened blocking), a symbolic
+/// link to an array, a directory, a truncated or corrupt header, an empty or foreign
+/// file, a temporary name, a name that is not UTF-8. SharedArray segments are read both
+/// when the first read holds the whole file and when the trailer needs its own read.
+#[test]
+fn list_through_c_matches_rust_and_skips_hostile_entries() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    let dir = common::TempDir::new("clist-hostile");
+    let p = |f: &str| dir.path.join(f);
+    for (f, shape) in [("b", vec![2i64, 3]), ("a", vec![5]), ("c", vec![])] {
+        let o = ndshm::CreateOptions::default();
+        drop(ndshm::Array::create(&dir.file_name(f), &shape, ndshm::Dtype::Float64, &o).unwrap());
+    }
+    // SharedArray segments: 1 element (the whole file fits the first read) and 1,000.
+    for (f, n) in [("sa-small", 1i64), ("sa-big", 1000)] {
+        let g = ndshm::format::Geometry {
+            dtype: ndshm::Dtype::Float64,
+            order: ndshm::Order::C,
+            shape: vec![n],
+            nbytes: 8 * n as u64,
+            capacity: 8 * n as u64,
+            data_offset: 0,
+        };
+        let mut bytes = vec![0u8; 8 * n as usize];
+        bytes.extend_from_slice(&ndshm::format::sharedarray_encode(&g));
+        std::fs::write(p(f), bytes).unwrap();
+    }
+    let header = std::fs::read(p("a")).unwrap();
+    std::fs::write(p("truncated"), &header[..500]).unwrap();
+    let mut corrupt = header.clone();
+    corrupt[200] ^= 0xff; // inside the checksummed bytes, and no valid shadow
+    corrupt[2048 + 200] ^= 0xff;
+    std::fs::write(p("corrupt"), &corrupt).unwrap();
+    std::fs::write(p("empty"), b"").unwrap();
+    std::fs::write(p("foreign"), b"just some text, not an array\n").unwrap();
+    std::fs::write(p(".ndshm-tmp.x"), &header).unwrap();
+    std::fs::write(
+        dir.path.join(std::ffi::OsStr::from_bytes(b"not-utf8-\xff")),
+        &header,
+    )
+    .unwrap();
+    symlink(p("a"), p("link")).unwrap();
+    std::fs::create_dir(p("subdir")).unwrap();
+    let fifo = c(p("fifo").to_str().unwrap());
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // Another user's array is listed as before (reading a header cannot be harmed by
+    // its owner), with its owner.
+    std::fs::write(p("theirs"), &header).unwrap();
+    std::fs::set_permissions(p("theirs"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let other = CString::new(p("theirs").to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path (fails harmlessly unless we are root).
+    let chowned = unsafe { libc::chown(other.as_ptr(), 65534, 65534) } == 0;
+
+    let rust = ndshm::list(Some(&dir.path)).unwrap();
+    let names: Vec<&str> = rust.iter().map(|i| i.name.as_str()).collect();
+    let want: Vec<String> = ["a", "b", "c", "sa-big", "sa-small", "theirs"]
+        .iter()
+        .map(|f| dir.file_name(f))
+        .collect();
+    assert_eq!(names, want);
+    let mut e: *mut sa_list_entry = null_mut();
+    let mut n = 0usize;
+    let where_ = c(dir.path.to_str().unwrap());
+    // SAFETY: valid pointers; the entries are freed with their count.
+    unsafe {
+        assert_eq!(sa_list(where_.as_ptr(), &mut e, &mut n), SA_OK);
+        let got = std::slice::from_raw_parts(e, n);
+        assert_eq!(n, rust.len());
+        for (x, i) in got.iter().zip(&rust) {
+            let g = &i.geometry;
+            assert_eq!(CStr::from_ptr(x.name).to_str().unwrap(), i.name.as_str());
+            assert_eq!(x.backend, SA_BACKEND_FILE);
+            assert_eq!(x.ndim as usize, g.shape.len());
+            assert_eq!(&x.shape[..g.shape.len()], &g.shape[..]);
+            assert!(x.shape[g.shape.len()..].iter().all(|&d| d == 0));
+            assert_eq!((x.nbytes, x.capacity), (g.nbytes, g.capacity));
+            assert_eq!((x.file_size, x.mode, x.uid), (i.file_size, i.mode, i.uid));
+            assert_eq!(x.created_ns, i.created_ns);
+            assert_eq!(x.creator_pid, i.creator.as_ref().map_or(0, |c| c.pid));
+            let host = CStr::from_ptr(x.host.as_ptr()).to_str().unwrap();
+            assert_eq!(host, i.creator.as_ref().map_or("", |c| c.hostname.as_str()));
+            let alive = i.creator_alive.map_or(-1, |a| a as i32);
+            assert_eq!(x.creator_alive, alive);
+        }
+        let f = |k: usize| got[k].format;
+        assert_eq!(
+            (f(0), f(3), f(4)),
+            (
+                SA_FORMAT_V1,
+                SA_FORMAT_SHAREDARRAY_NPY2,
+                SA_FORMAT_SHAREDARRAY_NPY2
+            )
+        );
+        assert_eq!((got[3].nbytes, got[4].nbytes), (8000, 8));
+        if chowned {
+            assert_eq!(got[5].uid, 65534);
+        }
+        sa_list_free(e, n);
+    }
+}
