@@ -1008,7 +1008,8 @@ uint32_t sa_format_version(void);
  *
  * # Safety
  * `arr` is NULL or a live handle not used by another thread during the call; `rows`
- * is NULL or points to `nrows` rows of readable memory (not inside this array);
+ * is NULL or points to `nrows` rows of readable memory (they may be the array's own
+ * rows: then they are copied first);
  * `new_len` is NULL or writable.
  */
 int sa_append(struct sa_array *arr, const void *rows, uint64_t nrows, int64_t *new_len);

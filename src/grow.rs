@@ -512,7 +512,13 @@ impl Array {
 
     /// True when `b` overlaps any mapping of this handle (current or retired).
     fn maps_any(&self, b: &[u8]) -> bool {
-        let (lo, hi) = (b.as_ptr() as usize, b.as_ptr() as usize + b.len());
+        self.overlaps(b.as_ptr(), b.len())
+    }
+
+    /// True when the `len` bytes at `p` overlap any mapping of this handle (current or
+    /// retired): the C layer copies such input before forming a slice of it.
+    pub(crate) fn overlaps(&self, p: *const u8, len: usize) -> bool {
+        let (lo, hi) = (p as usize, (p as usize).saturating_add(len));
         std::iter::once(&self.map)
             .chain(self.live.retired.iter())
             .any(|m| {

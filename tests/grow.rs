@@ -472,3 +472,40 @@ fn appending_rows_of_the_array_itself_is_safe() {
     assert_eq!(a.append(&view[50 * 16..90 * 16]).unwrap(), 100);
     assert_eq!(&a.to_vec::<f64>().unwrap()[60 * 16..], &tail[..]);
 }
+
+/// Found in review: C callers may pass the array's own memory (`sa_data`) as the data
+/// to publish or the rows to append; it is copied first. A snapshot into the array's
+/// own memory is refused.
+#[test]
+fn the_arrays_own_memory_as_input_through_c() {
+    use ndshm::ffi::array::{sa_array, sa_attach, sa_data, sa_release};
+    use ndshm::ffi::grow::sa_append;
+    use ndshm::ffi::sa_status::*;
+    use ndshm::ffi::sync::{sa_publish, sa_read_copy};
+    use std::ffi::CString;
+    let t = TempName::new("grow-own");
+    let mut a = Array::create(&t.shm(), &[4, 2], Dtype::Float64, &Default::default()).unwrap();
+    a.copy_from(&rows(0, 4, 2)).unwrap();
+    let name = CString::new(t.shm()).unwrap();
+    let mut h: *mut sa_array = std::ptr::null_mut();
+    // SAFETY: valid C strings and out-pointers; the handle is released below.
+    unsafe {
+        assert_eq!(sa_attach(name.as_ptr(), 0, &mut h), 0);
+        let d = sa_data(h);
+        assert_eq!(sa_publish(h, d, 64, std::ptr::null_mut()), SA_OK as i32);
+        let d = sa_data(h);
+        let mut len = 0i64;
+        // Rows 2 and 3 appended again (the source moves when the mapping grows).
+        let src = (d as *const f64).add(4);
+        assert_eq!(sa_append(h, src.cast(), 2, &mut len), SA_OK as i32);
+        assert_eq!(len, 6);
+        let d = sa_data(h);
+        let e = sa_read_copy(h, d, 96, 0, std::ptr::null_mut(), std::ptr::null_mut());
+        assert_eq!(e, SA_ERR_INVALID as i32);
+        sa_release(h);
+    }
+    let b = Array::attach(&t.shm(), &Default::default()).unwrap();
+    let mut want = rows(0, 4, 2);
+    want.extend(rows(2, 2, 2));
+    assert_eq!(b.to_vec::<f64>().unwrap(), want);
+}

@@ -201,6 +201,39 @@ pub(crate) fn into_handle(a: Array) -> *mut sa_array {
     to_box::<sa_array>(h)
 }
 
+/// `n` bytes at `p` (NULL allowed when `n` is 0) as input for an operation that
+/// writes `a`: a private copy in `copy` when they lie in one of `a`'s own mappings
+/// (a caller publishing or appending the array's own data, e.g. from `sa_data`), so
+/// no slice of memory the call writes is ever formed; else the caller's memory.
+///
+/// # Safety
+/// `p` is NULL or points to `n` readable bytes that no other thread writes during the
+/// call.
+pub(crate) unsafe fn input_bytes<'a>(
+    a: &Array,
+    p: *const c_void,
+    n: usize,
+    what: &str,
+    copy: &'a mut Vec<u8>,
+) -> Result<&'a [u8], Error> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(null_arg(what));
+    }
+    if a.overlaps(p.cast(), n) {
+        copy.resize(n, 0);
+        // SAFETY: `p` has n readable bytes (contract); `copy` is a private buffer of n
+        // bytes; raw copy, no reference to the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(p.cast::<u8>(), copy.as_mut_ptr(), n) };
+        return Ok(&copy[..]);
+    }
+    // SAFETY: non-NULL with n readable bytes outside the array's mappings (checked), not
+    // written during the call (contract).
+    Ok(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) })
+}
+
 /// Reads the shape argument.
 ///
 /// # Safety
@@ -580,8 +613,9 @@ pub unsafe extern "C" fn sa_fill(arr: *mut sa_array, value: *const c_void) -> c_
         if value.is_null() {
             return Err(null_arg("value"));
         }
+        let mut copy = Vec::new();
         // SAFETY: `value` points to itemsize readable bytes per the contract.
-        let v = unsafe { std::slice::from_raw_parts(value.cast::<u8>(), a.inner.itemsize()) };
+        let v = unsafe { input_bytes(&a.inner, value, a.inner.itemsize(), "value", &mut copy) }?;
         a.inner.fill_bytes(v)
     })
 }

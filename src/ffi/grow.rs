@@ -4,8 +4,8 @@
 
 use std::ffi::{c_int, c_void};
 
-use super::array::sa_array;
-use super::{guard, null_arg, try_mut, write_out};
+use super::array::{input_bytes, sa_array};
+use super::{guard, try_mut, write_out};
 
 /// Appends `nrows` rows along axis 0 from `rows` (`nrows` times the row size: the
 /// bytes of one index of axis 0, `sa_nbytes / shape[0]` of a nonempty array) and
@@ -27,7 +27,8 @@ use super::{guard, null_arg, try_mut, write_out};
 ///
 /// # Safety
 /// `arr` is NULL or a live handle not used by another thread during the call; `rows`
-/// is NULL or points to `nrows` rows of readable memory (not inside this array);
+/// is NULL or points to `nrows` rows of readable memory (they may be the array's own
+/// rows: then they are copied first);
 /// `new_len` is NULL or writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sa_append(
@@ -49,15 +50,9 @@ pub unsafe extern "C" fn sa_append(
                     h.inner.name()
                 ))
             })?;
-        let src: &[u8] = if n == 0 {
-            &[]
-        } else if rows.is_null() {
-            return Err(null_arg("rows"));
-        } else {
-            // SAFETY: non-NULL with `nrows` rows = n readable bytes per the contract,
-            // outside the array's mapping, so not written while borrowed.
-            unsafe { std::slice::from_raw_parts(rows.cast::<u8>(), n) }
-        };
+        let mut copy = Vec::new();
+        // SAFETY: `rows` is NULL or has `nrows` rows = n readable bytes (contract).
+        let src = unsafe { input_bytes(&h.inner, rows, n, "rows", &mut copy) }?;
         let r = h.inner.append_bytes(nrows, src);
         h.refresh();
         let len = r?;

@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use super::array::{Handle, create_options, into_handle, sa_array};
+use super::array::{Handle, create_options, input_bytes, into_handle, sa_array};
 use super::dtype::{dtype_arg, sa_dtype};
 use super::{guard, null_arg, out_arg, str_arg, try_mut, try_ref, write_out};
 use crate::array::Array;
@@ -327,14 +327,9 @@ unsafe fn publish(
             Some((n, s, d)) => Some((unsafe { shape_of(n, s) }?, dtype_arg(d)?)),
             None => None,
         };
-        let src: &[u8] = if nbytes == 0 {
-            &[]
-        } else if src.is_null() {
-            return Err(null_arg("src"));
-        } else {
-            // SAFETY: non-NULL with `nbytes` readable bytes per the contract.
-            unsafe { std::slice::from_raw_parts(src.cast::<u8>(), nbytes) }
-        };
+        let mut copy = Vec::new();
+        // SAFETY: `src` is NULL or has `nbytes` readable bytes per the contract.
+        let src = unsafe { input_bytes(&h.inner, src, nbytes, "src", &mut copy) }?;
         let r = h.inner.publish_bytes(shape, src, grow);
         resync(h);
         let v = r?;
@@ -377,6 +372,12 @@ pub unsafe extern "C" fn sa_read_copy(
             &mut []
         } else if dst.is_null() {
             return Err(null_arg("dst"));
+        } else if h.inner.overlaps(dst.cast::<u8>(), dst_bytes) {
+            return Err(Error::invalid(format!(
+                "{}: the snapshot's destination lies in the array's own memory; copy into \
+                 a private buffer",
+                h.inner.name()
+            )));
         } else {
             // SAFETY: non-NULL with `dst_bytes` writable bytes, private to the caller.
             unsafe { std::slice::from_raw_parts_mut(dst.cast::<u8>(), dst_bytes) }
