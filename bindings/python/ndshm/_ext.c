@@ -61,8 +61,8 @@ static PyObject *base_type;   /* ndshm.SharedMemoryBase */
 static PyObject *error_for;   /* ndshm._lib.error_for(status) -> exception */
 static PyObject *desc_type;   /* ndshm.ArrayDesc */
 static PyObject *formats;     /* {SA_FORMAT_*: "v1", ...} */
-static PyObject *tuple_new;   /* tuple.__new__, to make ArrayDesc instances */
 static newfunc base_new;      /* SharedMemoryBase's tp_new (object's) */
+static allocfunc desc_alloc;  /* ArrayDesc's tp_alloc (a tuple subclass: n items, NULL) */
 
 /* Interned attribute names and constant strings. */
 static PyObject *s_h, *s_addr, *s_size, *s_readonly, *s_format, *s_given_name, *s_geom, *s_iface;
@@ -184,12 +184,16 @@ static PyObject *ext_bind(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "bind: SharedMemoryBase has no tp_new");
         return NULL;
     }
-    PyObject *tn = PyObject_GetAttrString((PyObject *)&PyTuple_Type, "__new__");
-    if (tn == NULL)
+    /* ArrayDesc is a heap type (a NamedTuple class), so PyType_GetSlot may ask it (3.9).
+     * Its tp_alloc gives an instance of n items, all NULL, that PyTuple_SetItem fills
+     * (a tuple subclass with one reference), as tuple.__new__ itself does. */
+    allocfunc da = (allocfunc)PyType_GetSlot((PyTypeObject *)dt, Py_tp_alloc);
+    if (da == NULL) {
+        PyErr_SetString(PyExc_TypeError, "bind: ArrayDesc has no tp_alloc");
         return NULL;
+    }
     /* Each replaces what an earlier bind() gave (references owned by this module). */
-    PyObject *old[5] = {tuple_new, base_type, error_for, desc_type, formats};
-    tuple_new = tn;
+    PyObject *old[4] = {base_type, error_for, desc_type, formats};
     Py_INCREF(bt);
     base_type = bt;
     Py_INCREF(ef);
@@ -198,9 +202,10 @@ static PyObject *ext_bind(PyObject *self, PyObject *args) {
     desc_type = dt;
     Py_INCREF(fm);
     formats = fm;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 4; i++)
         Py_XDECREF(old[i]);
     base_new = nf;
+    desc_alloc = da;
     bound = 1;
     Py_RETURN_NONE;
 }
@@ -724,7 +729,9 @@ static PyObject *entry_desc(const sa_list_entry *e) {
         PyErr_Format(PyExc_SystemError, "ndshm: dtype code %d unknown to the library", (int)e->dtype);
         return NULL;
     }
-    PyObject *v = PyTuple_New(15); /* ArrayDesc's 15 fields, in its order */
+    /* The ArrayDesc itself (a tuple subclass), allocated as tuple.__new__ would and
+     * filled in place: no temporary tuple. Its 15 fields, in its order. */
+    PyObject *v = desc_alloc((PyTypeObject *)desc_type, 15);
     if (v == NULL)
         return NULL;
     int nd = e->ndim < 0 ? 0 : e->ndim > SA_MAX_NDIM ? SA_MAX_NDIM : e->ndim;
@@ -799,12 +806,8 @@ static PyObject *entry_desc(const sa_list_entry *e) {
         Py_DECREF(v);
         return NULL;
     }
-    /* tuple.__new__(ArrayDesc, v): what the namedtuple's own __new__ does, without
-     * the Python-level call. */
-    PyObject *r = PyObject_CallFunctionObjArgs(tuple_new, desc_type, v, NULL);
-    Py_DECREF(v);
-    untrack_if_atomic(r);
-    return r;
+    untrack_if_atomic(v);
+    return v;
 }
 
 PyDoc_STRVAR(list_doc, "list(where: bytes | None) -> list[ArrayDesc]\n\nsa_list, each entry as an ArrayDesc.");
