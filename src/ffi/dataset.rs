@@ -2,7 +2,6 @@
 
 use std::ffi::{c_char, c_int};
 use std::path::Path;
-use std::time::Duration;
 
 use super::array::{
     Handle, SA_ALLOW_OTHER_OWNER, SA_FOLLOW_SYMLINKS, SA_FORCE, SA_HUGEPAGES, SA_POPULATE,
@@ -68,7 +67,7 @@ fn load_options(
         create: create_options(bits & CREATE_BITS)?,
         attach: attach_options(bits & ATTACH_BITS, 0)?,
         accept_existing: flags & SA_EXCLUSIVE == 0,
-        timeout: (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64)),
+        timeout: super::sync::timeout_arg(timeout_ms),
     })
 }
 

@@ -3,7 +3,6 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::Path;
-use std::time::Duration;
 
 use super::array::{SA_MAX_NDIM, SA_ORDER_F, SA_READONLY, into_handle, sa_array, shape_arg};
 use super::dataset::opened;
@@ -262,7 +261,7 @@ pub unsafe extern "C" fn sa_store_load(
         // SAFETY: per this function's contract.
         let (s, name) = unsafe { (try_ref::<sa_store>(store, "store")?, str_arg(name, "name")?) };
         let rows = (row_start >= 0).then_some(row_start..row_end);
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let timeout = super::sync::timeout_arg(timeout_ms);
         let r = s.load_shm(name, rows, timeout);
         // SAFETY: out checked non-NULL; outcome NULL or writable per the contract.
         unsafe { opened(r, out, outcome) }

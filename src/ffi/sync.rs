@@ -22,7 +22,7 @@ pub const SA_GROW: u32 = 1 << 12;
 
 /// The C timeout convention: negative waits without limit, 0 tries once, else
 /// milliseconds.
-fn timeout_arg(ms: i64) -> Option<Duration> {
+pub(crate) fn timeout_arg(ms: i64) -> Option<Duration> {
     (ms >= 0).then(|| Duration::from_millis(ms as u64))
 }
 
