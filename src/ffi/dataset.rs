@@ -306,6 +306,7 @@ const _: () = assert!(SA_RAW_ORDER_F == super::array::SA_ORDER_F);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn load_flags_convert() {
