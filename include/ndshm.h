@@ -1202,6 +1202,38 @@ int sa_store_load(const struct sa_store *store,
 int sa_store_unload(const struct sa_store *store, const char *name, size_t *count);
 
 /**
+ * Describes the array `name`: one entry at `*out` (free it with
+ * `sa_store_list_free(*out, 1)`).
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`, `SA_ERR_IO`.
+ *
+ * # Safety
+ * `store` NULL or a live store; `name` NULL or a NUL-terminated string; `out` NULL or
+ * writable.
+ */
+int sa_store_info(const struct sa_store *store, const char *name, struct sa_store_entry **out);
+
+/**
+ * Copies rows `[row_start, row_end)` of `name` (`row_start` negative: the whole array)
+ * into `dst`, which has exactly their bytes (`dst_bytes`; `SA_ERR_MISMATCH` otherwise),
+ * with `pread`: a private copy, faster than copying from a fresh mapping. C order for
+ * row ranges (`SA_ERR_UNSUPPORTED` for a Fortran-order array's rows).
+ *
+ * Returns `SA_OK`, `SA_ERR_INVALID` (rows outside the array), `SA_ERR_MISMATCH`,
+ * `SA_ERR_NOT_FOUND`, `SA_ERR_UNSUPPORTED`, `SA_ERR_FORMAT` (truncated), `SA_ERR_IO`.
+ *
+ * # Safety
+ * As `sa_store_info`; `dst` NULL or `dst_bytes` writable bytes of the caller's own (not
+ * an array's mapping).
+ */
+int sa_store_read(const struct sa_store *store,
+                  const char *name,
+                  int64_t row_start,
+                  int64_t row_end,
+                  void *dst,
+                  size_t dst_bytes);
+
+/**
  * Deletes the array `name` (in either format).
  *
  * Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_READ_ONLY`,

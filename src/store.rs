@@ -488,6 +488,75 @@ impl Store {
             })
     }
 
+    /// Copies rows `rows` of `name` (all when `None`) into `dst`, which must hold exactly
+    /// their bytes, with `pread` (no mapping, so no page faults: about twice as fast as
+    /// copying from a fresh mapping). Rows of axis 0 are contiguous in C order only: a
+    /// row range of a Fortran-order array is [`ErrorKind::Unsupported`] (map it and
+    /// copy). Returns the array's description as read. Rows another process is
+    /// rewriting may be read torn, as with any copy.
+    pub fn read_into(&self, name: &str, rows: Option<Range<i64>>, dst: &mut [u8]) -> Result<Entry> {
+        let e = self.entry(name)?;
+        let itemsize = e.dtype.itemsize();
+        let (offset, len) = match (&rows, e.shape.first()) {
+            (None, _) => (
+                e.data_offset,
+                crate::format::nbytes_for(&e.shape, itemsize)?,
+            ),
+            (Some(_), None) => {
+                return Err(Error::invalid(format!("{name}: a 0-d array has no rows")));
+            }
+            (Some(r), Some(&n)) => {
+                if r.start < 0 || r.start > r.end || r.end > n {
+                    return Err(Error::invalid(format!(
+                        "{name}: rows {}..{} outside its {n} rows",
+                        r.start, r.end
+                    )));
+                }
+                if e.order == Order::F && e.shape.len() > 1 {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!("{name}: rows of a Fortran-order array are not contiguous"),
+                    ));
+                }
+                let row = crate::format::nbytes_for(&e.shape[1..], itemsize)?;
+                // Within nbytes_for(shape), which fits (the header was validated).
+                (
+                    e.data_offset + r.start as u64 * row,
+                    (r.end - r.start) as u64 * row,
+                )
+            }
+        };
+        if dst.len() as u64 != len {
+            return Err(Error::new(
+                ErrorKind::Mismatch,
+                format!(
+                    "{name}: the rows have {len} bytes, the buffer {}",
+                    dst.len()
+                ),
+            ));
+        }
+        // The file found under the name now (not followed if a link; regular files only).
+        let an = ArrayName::parse(&format!("file://{}", e.path.display()))?;
+        let access = crate::segment::Access {
+            allow_other_owner: true,
+            ..Default::default()
+        };
+        let (file, meta) = crate::segment::open(&an, &access)?;
+        if meta.len() < offset.saturating_add(len) {
+            return Err(Error::format(format!(
+                "{name}: the file has {} bytes, the rows end at {}",
+                meta.len(),
+                offset.saturating_add(len)
+            )));
+        }
+        let n = sys::pread_full(&file, dst, offset)
+            .map_err(|err| Error::os(format!("{an}: read"), err))?;
+        if n != dst.len() {
+            return Err(Error::format(format!("{name}: truncated while reading")));
+        }
+        Ok(e)
+    }
+
     /// Maps `name` in place (no copy), read-only when the store is. Rows beyond those
     /// mapped appear after [`Array::refresh`]. ISF raw files have no header to map as
     /// an ndshm array: [`ErrorKind::Unsupported`] (load them into shared memory, or map

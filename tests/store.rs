@@ -345,3 +345,46 @@ fn one_store_from_many_threads() {
         assert_eq!(own.shape(), &[500, 4]);
     }
 }
+
+/// Rows copied with pread into a caller's buffer: both formats; sizes checked; rows of
+/// a Fortran-order array refused (not contiguous).
+#[test]
+fn reading_rows_into_a_buffer() {
+    let d = TempDir::new("store-read");
+    let s = Store::open(&d.path, false).unwrap();
+    let v: Vec<f64> = (0..30).map(f64::from).collect();
+    s.save("c", &[10, 3], Dtype::Float64, Order::C, &f64_bytes(&v))
+        .unwrap();
+    s.save("f", &[10, 3], Dtype::Float64, Order::F, &f64_bytes(&v))
+        .unwrap();
+    std::fs::write(d.path.join("raw__10_3__float64"), f64_bytes(&v)).unwrap();
+    for name in ["c", "raw"] {
+        let mut buf = vec![0u8; 3 * 3 * 8];
+        let e = s.read_into(name, Some(2..5), &mut buf).unwrap();
+        assert_eq!(e.shape, vec![10, 3]);
+        assert_eq!(buf, f64_bytes(&v[6..15]), "{name}");
+        let mut all = vec![0u8; 30 * 8];
+        s.read_into(name, None, &mut all).unwrap();
+        assert_eq!(all, f64_bytes(&v));
+        assert_eq!(
+            s.read_into(name, Some(2..5), &mut all).unwrap_err().kind(),
+            ErrorKind::Mismatch
+        );
+        assert_eq!(
+            s.read_into(name, Some(8..12), &mut buf).unwrap_err().kind(),
+            ErrorKind::Invalid
+        );
+    }
+    let mut all = vec![0u8; 30 * 8];
+    s.read_into("f", None, &mut all).unwrap();
+    assert_eq!(all, f64_bytes(&v), "a whole Fortran-order array");
+    let mut buf = vec![0u8; 3 * 3 * 8];
+    assert_eq!(
+        s.read_into("f", Some(2..5), &mut buf).unwrap_err().kind(),
+        ErrorKind::Unsupported
+    );
+    assert_eq!(
+        s.read_into("none", None, &mut buf).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

@@ -291,6 +291,69 @@ pub unsafe extern "C" fn sa_store_unload(
     })
 }
 
+/// Describes the array `name`: one entry at `*out` (free it with
+/// `sa_store_list_free(*out, 1)`).
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_FORMAT`, `SA_ERR_IO`.
+///
+/// # Safety
+/// `store` NULL or a live store; `name` NULL or a NUL-terminated string; `out` NULL or
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_store_info(
+    store: *const sa_store,
+    name: *const c_char,
+    out: *mut *mut sa_store_entry,
+) -> c_int {
+    guard(|| {
+        out_arg(out, "out")?;
+        // SAFETY: per this function's contract.
+        let (s, name) = unsafe { (try_ref::<sa_store>(store, "store")?, str_arg(name, "name")?) };
+        let e = entry(&s.entry(name)?);
+        // One boxed entry, as sa_store_list makes them, so sa_store_list_free frees it.
+        let p: *mut sa_store_entry = Box::into_raw(vec![e].into_boxed_slice()).cast();
+        // SAFETY: checked non-NULL; writable per the contract.
+        unsafe { write_out(out, p) };
+        Ok(())
+    })
+}
+
+/// Copies rows `[row_start, row_end)` of `name` (`row_start` negative: the whole array)
+/// into `dst`, which has exactly their bytes (`dst_bytes`; `SA_ERR_MISMATCH` otherwise),
+/// with `pread`: a private copy, faster than copying from a fresh mapping. C order for
+/// row ranges (`SA_ERR_UNSUPPORTED` for a Fortran-order array's rows).
+///
+/// Returns `SA_OK`, `SA_ERR_INVALID` (rows outside the array), `SA_ERR_MISMATCH`,
+/// `SA_ERR_NOT_FOUND`, `SA_ERR_UNSUPPORTED`, `SA_ERR_FORMAT` (truncated), `SA_ERR_IO`.
+///
+/// # Safety
+/// As `sa_store_info`; `dst` NULL or `dst_bytes` writable bytes of the caller's own (not
+/// an array's mapping).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sa_store_read(
+    store: *const sa_store,
+    name: *const c_char,
+    row_start: i64,
+    row_end: i64,
+    dst: *mut c_void,
+    dst_bytes: usize,
+) -> c_int {
+    guard(|| {
+        // SAFETY: per this function's contract.
+        let (s, name) = unsafe { (try_ref::<sa_store>(store, "store")?, str_arg(name, "name")?) };
+        let dst: &mut [u8] = if dst_bytes == 0 {
+            &mut []
+        } else if dst.is_null() {
+            return Err(null_arg("dst"));
+        } else {
+            // SAFETY: non-NULL with dst_bytes writable bytes, the caller's own (contract).
+            unsafe { std::slice::from_raw_parts_mut(dst.cast::<u8>(), dst_bytes) }
+        };
+        let rows = (row_start >= 0).then_some(row_start..row_end);
+        s.read_into(name, rows, dst).map(|_| ())
+    })
+}
+
 /// Deletes the array `name` (in either format).
 ///
 /// Returns `SA_OK`, `SA_ERR_INVALID`, `SA_ERR_NOT_FOUND`, `SA_ERR_READ_ONLY`,

@@ -295,6 +295,8 @@ class Store:
             got = self._isf.shared(name, s, e, read_only=self.readonly)
             self._isf_copies.setdefault(name, set()).add(got.name)
             return got.array
+        if mode == "memory":
+            return self._read(name, rows, start, end)
         h = ctypes.c_void_p()
         try:
             if mode == "shm":
@@ -309,7 +311,36 @@ class Store:
             if end > a.shape[0]:
                 raise ValueError(f"{name}: rows ({start}, {end}) outside its {a.shape[0]} rows")
             a = a[start:end]
-        return np.array(a) if mode == "memory" else a  # type: ignore[no-any-return]
+        return a  # type: ignore[no-any-return]
+
+    def _read(self, name: str, rows: Optional[Rows], start: int, end: int) -> NDArray:
+        """A private copy of rows ``[start, end)`` of an ndshm array, read with ``pread``
+        (no mapping to fault in)."""
+        p = ctypes.POINTER(_lib.sa_store_entry)()
+        try:
+            lib.sa_store_info(self._handle(), _key(name), ctypes.byref(p))
+        except FileNotFoundError:
+            self._kind.pop(name, None)
+            raise KeyError(name) from None
+        try:
+            e = p[0]
+            shape = tuple(e.shape[: e.ndim])
+            dtype = np.dtype(lib.sa_dtype_str(e.dtype).decode())
+            order = "F" if e.order == _lib.SA_ORDER_F else "C"
+        finally:
+            lib.sa_store_list_free(p, 1)
+        if rows is not None:
+            if not shape:
+                raise ValueError(f"{name}: a 0-d array has no rows")
+            if end > shape[0]:
+                raise ValueError(f"{name}: rows ({start}, {end}) outside its {shape[0]} rows")
+            if order == "F" and len(shape) > 1:
+                # Rows of a Fortran-order array are not contiguous in the file.
+                return np.array(self.load(name, "memmap")[start:end])
+            shape = (end - start,) + shape[1:]
+        out = np.empty(shape, dtype, order=order)
+        lib.sa_store_read(self._handle(), _key(name), start, end, out.ctypes.data, out.nbytes)
+        return out
 
     def unload(self, name: str) -> int:
         """Delete the shared-memory copies ``load(name, mode="shm")`` made (processes

@@ -119,6 +119,15 @@ def test_store_save_append_load_list_delete(store_dir):
     # memory: a private copy.
     c = s.load("x", "memory", rows=slice(0, 2))
     assert (c == x[:2]).all() and not ndshm.is_shared(c)
+    # memory of a Fortran-order array: whole (read with pread), and rows (copied from the
+    # mapping: they are not contiguous in the file).
+    ff = s.load("f", "memory")
+    assert (ff == x).all() and ff.flags.f_contiguous and not ndshm.is_shared(ff)
+    assert (s.load("f", "memory", rows=(1, 3)) == x[1:3]).all()
+    with pytest.raises(KeyError):
+        s.load("nope", "memory")
+    with pytest.raises(ValueError):
+        s.load("x", "memory", rows=(2, 9))
     # shm: once, shared.
     a = s.load("x", "shm", rows=(2, 4))
     b = s.load("x", "shm", rows=(2, 4))
