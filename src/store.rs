@@ -393,40 +393,16 @@ impl Store {
     /// The ISF raw file holding `name`, if any.
     fn isf_file(&self, name: &str) -> Result<Option<PathBuf>> {
         Ok(self
-            .list()?
+            .isf_entries()?
             .into_iter()
-            .find(|e| e.name == name && e.format == EntryFormat::Isf)
+            .find(|e| e.name == name)
             .map(|e| e.path))
     }
 
-    /// Describes every array of the store, sorted by name: the store's own (v1) and ISF
-    /// raw files. Other files are skipped. When both formats hold one name, the v1 one
-    /// is listed (it is the newer: saving over an ISF array writes v1 and removes the
-    /// ISF file).
-    pub fn list(&self) -> Result<Vec<Entry>> {
-        let mut out: Vec<Entry> = Vec::new();
-        for i in crate::list::list(Some(&self.dir))? {
-            let path = i.name.path().into_owned();
-            let Some(name) = path.file_name().and_then(OsStr::to_str) else {
-                continue;
-            };
-            if !matches!(i.format, SegmentFormat::V1 { .. })
-                || i.state != State::Ready
-                || check_name(name).is_err()
-            {
-                continue;
-            }
-            out.push(Entry {
-                name: name.to_string(),
-                path: path.clone(),
-                format: EntryFormat::V1,
-                dtype: i.geometry.dtype,
-                shape: i.geometry.shape.clone(),
-                order: i.geometry.order,
-                data_offset: i.geometry.data_offset,
-                version_tag: i.created_ns as u64,
-            });
-        }
+    /// The ISF raw files of the store, from their names and sizes alone (no file is
+    /// opened). A file shorter than its name says is not an array (ISF died saving it).
+    fn isf_entries(&self) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
         let rd = std::fs::read_dir(&self.dir)
             .map_err(|e| Error::os(format!("store {}", self.dir.display()), e))?;
         for d in rd.flatten() {
@@ -442,9 +418,6 @@ impl Store {
             if !meta.is_file() || meta.len() < need || check_name(&name).is_err() {
                 continue;
             }
-            if out.iter().any(|e| e.name == name) {
-                continue;
-            }
             out.push(Entry {
                 name,
                 path: d.path(),
@@ -456,6 +429,32 @@ impl Store {
                 version_tag: isf_version(&meta),
             });
         }
+        Ok(out)
+    }
+
+    /// Describes every array of the store, sorted by name: the store's own (v1) and ISF
+    /// raw files. Other files are skipped. When both formats hold one name, the v1 one
+    /// is listed (it is the newer: saving over an ISF array writes v1 and removes the
+    /// ISF file).
+    pub fn list(&self) -> Result<Vec<Entry>> {
+        let mut out: Vec<Entry> = Vec::new();
+        for i in crate::list::list(Some(&self.dir))? {
+            let path = i.name.path().into_owned();
+            let Some(name) = path.file_name().and_then(OsStr::to_str) else {
+                continue;
+            };
+            if check_name(name).is_err() {
+                continue;
+            }
+            if let Some(e) = v1_entry(name, &path, &i) {
+                out.push(e);
+            }
+        }
+        for e in self.isf_entries()? {
+            if !out.iter().any(|v| v.name == e.name) {
+                out.push(e);
+            }
+        }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -464,17 +463,8 @@ impl Store {
     pub fn entry(&self, name: &str) -> Result<Entry> {
         check_name(name)?;
         if let Ok(i) = crate::list::info(&self.v1_name(name)) {
-            if matches!(i.format, SegmentFormat::V1 { .. }) && i.state == State::Ready {
-                return Ok(Entry {
-                    name: name.to_string(),
-                    path: self.dir.join(name),
-                    format: EntryFormat::V1,
-                    dtype: i.geometry.dtype,
-                    shape: i.geometry.shape.clone(),
-                    order: i.geometry.order,
-                    data_offset: i.geometry.data_offset,
-                    version_tag: i.created_ns as u64,
-                });
+            if let Some(e) = v1_entry(name, &self.dir.join(name), &i) {
+                return Ok(e);
             }
         }
         self.list()?
@@ -668,6 +658,23 @@ impl Store {
                 .map_err(|err| Error::os(format!("{}", e.path.display()), err)),
         }
     }
+}
+
+/// The entry of a complete v1 array described by `i` (`None` for anything else).
+fn v1_entry(name: &str, path: &Path, i: &crate::list::Info) -> Option<Entry> {
+    if !matches!(i.format, SegmentFormat::V1 { .. }) || i.state != State::Ready {
+        return None;
+    }
+    Some(Entry {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        format: EntryFormat::V1,
+        dtype: i.geometry.dtype,
+        shape: i.geometry.shape.clone(),
+        order: i.geometry.order,
+        data_offset: i.geometry.data_offset,
+        version_tag: i.created_ns as u64,
+    })
 }
 
 /// A version of an ISF raw file's contents: inode, size and modification time (ISF

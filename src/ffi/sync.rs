@@ -5,12 +5,11 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
-use super::array::{Handle, create_options, input_bytes, into_handle, sa_array};
+use super::array::{Handle, create_options, input_bytes, into_handle, sa_array, shape_arg};
 use super::dtype::{dtype_arg, sa_dtype};
 use super::{guard, null_arg, out_arg, str_arg, try_mut, try_ref, write_out};
 use crate::array::Array;
 use crate::error::{Error, ErrorKind};
-use crate::format::check_ndim;
 use crate::sync::{LockStart, WriteStart};
 
 /// `sa_write_shape`, `sa_publish_shape`: when the new shape does not fit the capacity,
@@ -40,22 +39,6 @@ fn grow_arg(flags: u32) -> Result<bool, Error> {
 /// geometry, in place: pointers from sa_shape/sa_strides stay valid.
 fn resync(h: &mut Handle) {
     h.refresh();
-}
-
-/// Reads `ndim` and `shape` as a shape argument.
-///
-/// # Safety
-/// `shape` is NULL or points to `ndim` readable `int64_t`.
-unsafe fn shape_of<'a>(ndim: i32, shape: *const i64) -> Result<&'a [i64], Error> {
-    let n = check_ndim(ndim as i64)?;
-    if n == 0 {
-        return Ok(&[]);
-    }
-    if shape.is_null() {
-        return Err(null_arg("shape"));
-    }
-    // SAFETY: non-NULL with `n` readable entries per the contract.
-    Ok(unsafe { std::slice::from_raw_parts(shape, n) })
 }
 
 /// Writes an optional out-pointer.
@@ -92,7 +75,7 @@ pub unsafe extern "C" fn sa_create_ex(
         // SAFETY: per this function's contract.
         let name = unsafe { str_arg(name, "name") }?;
         // SAFETY: per this function's contract.
-        let shape = unsafe { shape_of(ndim, shape) }?;
+        let shape = unsafe { shape_arg(ndim, shape) }?;
         let dtype = dtype_arg(dtype)?;
         let mut opts = create_options(flags)?;
         opts.capacity = (capacity > 0).then_some(capacity);
@@ -232,7 +215,7 @@ pub unsafe extern "C" fn sa_write_shape(
         // SAFETY: per this function's contract.
         let h = unsafe { try_mut::<sa_array>(arr, "arr") }?;
         // SAFETY: per this function's contract.
-        let shape = unsafe { shape_of(ndim, shape) }?;
+        let shape = unsafe { shape_arg(ndim, shape) }?;
         let dtype = dtype_arg(dtype)?;
         let grow = grow_arg(flags)?;
         let r = h.inner.write_shape(shape, dtype, grow);
@@ -324,7 +307,7 @@ unsafe fn publish(
         let grow = grow_arg(flags)?;
         let shape = match shape {
             // SAFETY: `s` is NULL or points to `n` int64_t per the caller's contract.
-            Some((n, s, d)) => Some((unsafe { shape_of(n, s) }?, dtype_arg(d)?)),
+            Some((n, s, d)) => Some((unsafe { shape_arg(n, s) }?, dtype_arg(d)?)),
             None => None,
         };
         let mut copy = Vec::new();

@@ -234,10 +234,15 @@ class SharedMemoryBase:
         self._h = handle.value if isinstance(handle, ctypes.c_void_p) else handle
         # SharedArray's drop-in reports the name as its caller passed it (SharedArray does).
         self._given_name = None
+        self._describe()
+
+    def _describe(self) -> None:
+        """Reads what the handle describes now: address, sizes, shape, strides, dtype
+        (again after the handle changed shape: ndshm._grow)."""
         self._geom = None
         d = _lib.sa_desc()
         # One foreign call for everything: each ctypes call costs ~0.5 µs.
-        lib.sa_describe(handle, ctypes.byref(d))  # raises on a nonzero status
+        lib.sa_describe(self._h, ctypes.byref(d))  # raises on a nonzero status
         ndim = d.ndim
         self._addr = d.data or 0
         self._size = d.nbytes
@@ -255,12 +260,6 @@ class SharedMemoryBase:
         shape, strides, typestr = self._iface
         return {"version": 3, "shape": shape, "typestr": typestr, "data": (self._addr, self._readonly),
                 "strides": strides}
-
-    @__array_interface__.setter
-    def __array_interface__(self, value: Dict[str, Any]) -> None:
-        # The handle now describes other data (ndshm._grow): shape, strides and typestr;
-        # the address is _addr.
-        self._iface = (tuple(value["shape"]), tuple(value["strides"]), value["typestr"])
 
     def __del__(self) -> None:
         h, self._h = getattr(self, "_h", None), None

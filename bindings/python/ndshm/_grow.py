@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from . import SharedMemoryBase, _lib
 from ._lib import lib
-from ._live import Shared, _base, _forget
+from ._live import Shared, _base
 from ._types import NDArray
 
 __all__ = ["append", "resize", "refresh"]
@@ -28,19 +28,7 @@ __all__ = ["append", "resize", "refresh"]
 
 def _current(b: SharedMemoryBase) -> NDArray:
     """A new numpy array over what the handle describes now (its base: ``b``)."""
-    d = _lib.sa_desc()
-    lib.sa_describe(b._h, ctypes.byref(d))
-    ndim = d.ndim
-    b._addr = d.data or 0
-    b._size = d.nbytes
-    _forget(b)  # the live-data geometry cache: describe afresh
-    b.__array_interface__ = {
-        "version": 3,
-        "shape": tuple(d.shape[:ndim]),
-        "typestr": d.typestr.decode(),
-        "data": (b._addr, b._readonly),
-        "strides": tuple(d.strides[:ndim]),
-    }
+    b._describe()  # also drops the live-data geometry cache
     arr: NDArray = np.asarray(b)
     return arr
 

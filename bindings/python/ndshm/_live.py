@@ -448,8 +448,3 @@ def lock(a: Shared, timeout: Optional[float] = None) -> Lock:
         TypeError: ``a`` is not an ndshm array.
     """
     return Lock(a, timeout)
-
-
-def _forget(b: SharedMemoryBase) -> None:
-    """Drop the geometry cached for ``b`` (its handle changed shape: ndshm._grow)."""
-    b._geom = None
